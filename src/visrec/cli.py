@@ -1,0 +1,58 @@
+"""The ``visrec`` command line. Each pipeline stage registers its own command group here."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from visrec import __version__
+from visrec.errors import VisrecError
+
+# (module, attribute) of every command; imported lazily so `visrec --help` stays fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("visrec.data.cli", "data_group"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="visrec")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """visrec: visually-aware recommendation (features, models, evaluation, viewer)."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the CLI; a :class:`VisrecError` prints one clear line and exits 2."""
+    try:
+        cli.main(args=argv, prog_name="visrec", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (VisrecError, FileNotFoundError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        click.echo(f"error: {message}", err=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

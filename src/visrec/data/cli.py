@@ -1,0 +1,47 @@
+"""``visrec data ...`` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from visrec.data.demo import DemoSpec, generate_demo
+from visrec.data.loaders import open_dataset
+from visrec.data.stats import format_stats, interaction_stats
+
+
+@click.group("data")
+def data_group() -> None:
+    """Create, inspect and check datasets."""
+
+
+@data_group.command("demo")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--users", "n_users", default=DemoSpec.n_users, show_default=True, type=click.IntRange(2))
+@click.option("--items", "n_items", default=DemoSpec.n_items, show_default=True, type=click.IntRange(10))
+@click.option("--image-size", default=DemoSpec.image_size, show_default=True,
+              type=click.IntRange(16, 1024))
+@click.option("--seed", default=DemoSpec.seed, show_default=True, type=int)
+@click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
+def demo_cmd(out_dir: Path, n_users: int, n_items: int, image_size: int, seed: int, force: bool) -> None:
+    """Write the synthetic demo dataset (images + interactions + truth.json) to OUT_DIR."""
+    spec = DemoSpec(n_users=n_users, n_items=n_items, image_size=image_size, seed=seed)
+    generate_demo(out_dir, spec, force=force)
+    click.echo(f"demo dataset written to {out_dir} ({n_users} users, {n_items} items, seed {seed})")
+
+
+@data_group.command("stats")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def stats_cmd(path: Path, as_json: bool) -> None:
+    """Users, items, interactions, density and activity quantiles of a dataset or CSV."""
+    source = open_dataset(path)
+    n_catalogue = len(set(source.catalogue_ids()) | set(source.interactions.frame["item_id"]))
+    stats = interaction_stats(source.interactions.frame, n_items=n_catalogue)
+    stats["duplicates_dropped"] = source.interactions.n_duplicates_dropped
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+    else:
+        click.echo(format_stats(stats, source.name))

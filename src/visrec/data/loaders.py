@@ -1,0 +1,235 @@
+"""Loaders for dataset folders and real formats.
+
+A visrec dataset folder holds ``interactions.csv`` (or ``.parquet``), optionally ``items.csv``
+(``item_id[,group][,...]``), an ``images/`` folder, and optionally ``dataset.json`` whose ``images`` key may
+point elsewhere (so large image folders are referenced, never copied). Also read directly:
+
+- MovieLens-100K (``u.data`` tab-separated without header, ``u.item`` pipe-separated latin-1, ``posters/``);
+- the IUI 2021 tutorial's Wikimedia files (``user,image_id,timestamp`` train and test CSVs + images).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from visrec._io import write_json
+from visrec.data.dataset import Dataset
+from visrec.data.images import scan_images
+from visrec.data.interactions import Interactions, load_interactions
+from visrec.data.split import SplitSpec
+from visrec.errors import DataError
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Raw ingredients of a dataset before splitting: interactions, catalogue and images."""
+
+    interactions: Interactions
+    name: str
+    images_dir: Path | None = None
+    image_paths: dict[str, Path] | None = None
+    items: pd.DataFrame | None = None
+    """Item table indexed by item_id (e.g. title, group); optional."""
+
+    def catalogue_ids(self) -> list[str]:
+        """Items with images (they belong in the vocabulary even without interactions)."""
+        return sorted(self.image_paths) if self.image_paths else []
+
+    def item_groups(self) -> pd.Series | None:
+        if self.items is None or "group" not in self.items.columns:
+            return None
+        groups = self.items["group"].astype(str)
+        return groups[groups.str.strip() != ""]
+
+    def build(self, split: SplitSpec | None = None, **filters) -> Dataset:
+        """Filter (k-core / rating threshold) and split into a :class:`Dataset`."""
+        interactions = self.interactions.filter(**filters) if filters else self.interactions
+        return Dataset.build(
+            interactions, split, extra_item_ids=self.catalogue_ids() if not filters else None,
+            item_groups=self.item_groups(), name=self.name,
+        )
+
+
+def open_dataset(path: str | Path) -> DatasetSource:
+    """Open a dataset from a folder (visrec, MovieLens-100K or Wikimedia layout) or an interaction file."""
+    path = Path(path)
+    if path.is_file():
+        return DatasetSource(load_interactions(path), name=path.stem)
+    if not path.is_dir():
+        raise DataError("no such file or folder", path=path)
+    if (path / "u.data").is_file():
+        return load_movielens(path)
+    if (path / "dataset.json").is_file() or _find_interactions(path) is not None:
+        return load_folder(path)
+    wikimedia = _find_wikimedia(path)
+    if wikimedia:
+        return load_wikimedia(*wikimedia, images_dir=_first_dir(path, ("images", "img")))
+    raise DataError(
+        "not a dataset folder: expected interactions.csv (visrec), u.data (MovieLens) or "
+        "train/test CSVs with user,image_id,timestamp (Wikimedia)", path=path)
+
+
+def _find_interactions(folder: Path) -> Path | None:
+    for name in ("interactions.csv", "interactions.parquet"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _first_dir(folder: Path, names: tuple[str, ...]) -> Path | None:
+    for name in names:
+        if (folder / name).is_dir():
+            return folder / name
+    return None
+
+
+def load_folder(folder: str | Path) -> DatasetSource:
+    """A visrec dataset folder (see module docstring)."""
+    folder = Path(folder)
+    manifest: dict = {}
+    if (folder / "dataset.json").is_file():
+        import json
+
+        try:
+            manifest = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"not valid JSON ({exc})", path=folder / "dataset.json") from exc
+    inter_path = folder / manifest.get("interactions", "") if "interactions" in manifest else (
+        _find_interactions(folder))
+    if inter_path is None or not inter_path.is_file():
+        raise DataError("no interactions.csv or interactions.parquet", path=folder)
+    images_dir = (folder / manifest["images"]) if "images" in manifest else _first_dir(folder, ("images",))
+    image_paths = scan_images(images_dir)[0] if images_dir is not None and images_dir.is_dir() else None
+    items = None
+    items_path = folder / manifest.get("items", "items.csv")
+    if items_path.is_file():
+        items = _read_items(items_path)
+    return DatasetSource(load_interactions(inter_path), manifest.get("name", folder.name),
+                         images_dir, image_paths, items)
+
+
+def _read_items(path: Path) -> pd.DataFrame:
+    try:
+        items = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"not a valid item table ({exc})", path=path) from exc
+    if "item_id" not in items.columns:
+        raise DataError("item table needs an item_id column", path=path, line=1)
+    if items["item_id"].duplicated().any():
+        dup = items.loc[items["item_id"].duplicated(), "item_id"].iloc[0]
+        raise DataError(f"repeated item_id {dup!r} in item table", path=path)
+    return items.set_index("item_id")
+
+
+def load_movielens(folder: str | Path, *, posters: str | Path | None = None) -> DatasetSource:
+    """MovieLens-100K: every rating is an implicit positive; ``group`` = the movie's first genre."""
+    folder = Path(folder)
+    frame = _read_table(folder / "u.data", "\t", ["user_id", "item_id", "rating", "timestamp"], "utf-8")
+    interactions = Interactions.from_frame(frame, source=str(folder / "u.data"))
+    items = None
+    if (folder / "u.item").is_file():
+        items = _movielens_items(folder)
+    posters_dir = Path(posters) if posters else _first_dir(folder, ("posters", "images"))
+    image_paths = scan_images(posters_dir)[0] if posters_dir else None
+    return DatasetSource(interactions, "movielens-100k", posters_dir, image_paths, items)
+
+
+def _read_table(path: Path, sep: str, names: list[str], encoding: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError("no such file", path=path)
+    try:
+        frame = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False,
+                            encoding=encoding)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"not a valid table ({exc})", path=path) from exc
+    if frame.shape[1] < len(names):
+        raise DataError(f"expected {len(names)} columns ({', '.join(names)}), found {frame.shape[1]}",
+                        path=path, line=1)
+    frame = frame.iloc[:, : len(names)]
+    frame.columns = names
+    frame.attrs["line_offset"] = 1
+    return frame
+
+
+def _movielens_items(folder: Path) -> pd.DataFrame:
+    genres = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+              "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+              "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+    if (folder / "u.genre").is_file():
+        lines = (folder / "u.genre").read_text(encoding="latin-1").splitlines()
+        genres = [line.split("|")[0] for line in lines if "|" in line] or genres
+    names = ["item_id", "title", "release_date", "video_release_date", "url", *genres]
+    raw = _read_table(folder / "u.item", "|", names, "latin-1")
+    flags = raw[genres].to_numpy() == "1"
+    first = np.where(flags.any(axis=1), flags.argmax(axis=1), 0)
+    return pd.DataFrame({"title": raw["title"].to_numpy(),
+                         "group": np.asarray(genres, dtype=object)[first]},
+                        index=pd.Index(raw["item_id"].to_numpy(), name="item_id"))
+
+
+def _find_wikimedia(folder: Path) -> tuple[Path, Path] | None:
+    train = test = None
+    for csv_path in sorted(folder.glob("*.csv")):
+        with open(csv_path, encoding="utf-8", errors="replace") as handle:
+            header = handle.readline().strip().split(",")
+        if {"user", "image_id", "timestamp"} <= set(header):
+            if "test" in csv_path.stem or "eval" in csv_path.stem:
+                test = csv_path
+            else:
+                train = csv_path
+    return (train, test) if train is not None and test is not None else None
+
+
+def load_wikimedia(train_csv: str | Path, test_csv: str | Path, *,
+                   images_dir: str | Path | None = None) -> DatasetSource:
+    """The tutorial's Wikimedia files: ``user,image_id,timestamp`` train and test CSVs.
+
+    The test rows become ``evaluation=True``; use ``SplitSpec(method='given')`` to honour them.
+    """
+    frames = []
+    for path, flag in ((Path(train_csv), False), (Path(test_csv), True)):
+        frame = _wikimedia_frame(path)
+        frame["evaluation"] = flag
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    interactions = Interactions.from_frame(frame, source=str(train_csv))
+    images_dir = Path(images_dir) if images_dir else None
+    image_paths = scan_images(images_dir)[0] if images_dir else None
+    return DatasetSource(interactions, "wikimedia", images_dir, image_paths, None)
+
+
+def _wikimedia_frame(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError("no such file", path=path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"not a valid CSV file ({exc})", path=path) from exc
+    missing = {"user", "image_id", "timestamp"} - set(frame.columns)
+    if missing:
+        raise DataError(f"missing column(s) {', '.join(sorted(missing))}", path=path, line=1)
+    frame = frame.rename(columns={"user": "user_id", "image_id": "item_id"})
+    return frame[["user_id", "item_id", "timestamp"]].copy()
+
+
+def write_folder(source: DatasetSource, out: str | Path) -> Path:
+    """Write ``source`` as a visrec dataset folder; images are referenced by path, not copied."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    from visrec._io import atomic_open
+
+    with atomic_open(out / "interactions.csv", "w", encoding="utf-8", newline="") as handle:
+        source.interactions.frame.to_csv(handle, index=False)
+    manifest = {"name": source.name, "interactions": "interactions.csv"}
+    if source.items is not None:
+        with atomic_open(out / "items.csv", "w", encoding="utf-8", newline="") as handle:
+            source.items.to_csv(handle, index=True)
+        manifest["items"] = "items.csv"
+    if source.images_dir is not None:
+        manifest["images"] = str(Path(source.images_dir).resolve())
+    write_json(out / "dataset.json", manifest)
+    return out
