@@ -19,13 +19,20 @@ def data_group() -> None:
 
 @data_group.command("demo")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--users", "n_users", default=DemoSpec.n_users, show_default=True, type=click.IntRange(2))
-@click.option("--items", "n_items", default=DemoSpec.n_items, show_default=True, type=click.IntRange(10))
-@click.option("--image-size", default=DemoSpec.image_size, show_default=True,
-              type=click.IntRange(16, 1024))
+@click.option(
+    "--users", "n_users", default=DemoSpec.n_users, show_default=True, type=click.IntRange(2)
+)
+@click.option(
+    "--items", "n_items", default=DemoSpec.n_items, show_default=True, type=click.IntRange(10)
+)
+@click.option(
+    "--image-size", default=DemoSpec.image_size, show_default=True, type=click.IntRange(16, 1024)
+)
 @click.option("--seed", default=DemoSpec.seed, show_default=True, type=int)
 @click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
-def demo_cmd(out_dir: Path, n_users: int, n_items: int, image_size: int, seed: int, force: bool) -> None:
+def demo_cmd(
+    out_dir: Path, n_users: int, n_items: int, image_size: int, seed: int, force: bool
+) -> None:
     """Write the synthetic demo dataset (images + interactions + truth.json) to OUT_DIR."""
     spec = DemoSpec(n_users=n_users, n_items=n_items, image_size=image_size, seed=seed)
     generate_demo(out_dir, spec, force=force)

@@ -135,8 +135,11 @@ class Dataset:
         np.cumsum(np.bincount(tu, minlength=len(users)), out=indptr[1:])
 
         def targets(frame: pd.DataFrame) -> sp.csr_matrix:
-            return _csr(users.indices(frame["user_id"].to_numpy()),
-                        items.indices(frame["item_id"].to_numpy()), shape)
+            return _csr(
+                users.indices(frame["user_id"].to_numpy()),
+                items.indices(frame["item_id"].to_numpy()),
+                shape,
+            )
 
         groups, group_names = None, ()
         if item_groups is not None:
@@ -150,11 +153,17 @@ class Dataset:
             _readonly(groups)
 
         return cls(
-            users=users, items=items, train=_csr(tu, ti, shape),
+            users=users,
+            items=items,
+            train=_csr(tu, ti, shape),
             profile_indptr=_readonly(indptr),
             profile_items=_readonly(ti[order].astype(np.int64)),
             profile_times=_readonly(train["timestamp"].to_numpy(dtype=np.int64)[order]),
-            test=targets(parts.test), validation=targets(parts.validation), split=split,
-            item_groups=groups, group_names=group_names, name=name,
+            test=targets(parts.test),
+            validation=targets(parts.validation),
+            split=split,
+            item_groups=groups,
+            group_names=group_names,
+            name=name,
             n_cold_test_rows_dropped=parts.n_cold_test_rows_dropped,
         )

@@ -61,28 +61,36 @@ def _item_attributes(spec: DemoSpec, rng: np.random.Generator) -> pd.DataFrame:
     palette = np.arange(n) % len(palettes)
     shape = (np.arange(n) // len(palettes)) % len(SHAPES)
     perm = rng.permutation(n)
-    frame = pd.DataFrame({
-        "item_id": [f"i{k:04d}" for k in range(n)],
-        "palette": np.asarray(palettes, dtype=object)[palette[perm]],
-        "shape": np.asarray(SHAPES, dtype=object)[shape[perm]],
-        "texture": np.asarray(TEXTURES, dtype=object)[rng.integers(0, len(TEXTURES), n)],
-    })
+    frame = pd.DataFrame(
+        {
+            "item_id": [f"i{k:04d}" for k in range(n)],
+            "palette": np.asarray(palettes, dtype=object)[palette[perm]],
+            "shape": np.asarray(SHAPES, dtype=object)[shape[perm]],
+            "texture": np.asarray(TEXTURES, dtype=object)[rng.integers(0, len(TEXTURES), n)],
+        }
+    )
     # two "artists" per (palette, shape) cluster: CuratorNet's optional item group
     artist = rng.integers(0, 2, n)
-    frame["group"] = [f"{p}-{s}-{a}" for p, s, a in zip(frame.palette, frame["shape"], artist, strict=True)]
+    frame["group"] = [
+        f"{p}-{s}-{a}" for p, s, a in zip(frame.palette, frame["shape"], artist, strict=True)
+    ]
     return frame
 
 
-def draw_item(palette: str, shape: str, texture: str, size: int, rng: np.random.Generator) -> Image.Image:
+def draw_item(
+    palette: str, shape: str, texture: str, size: int, rng: np.random.Generator
+) -> Image.Image:
     """Draw one item image: palette background gradient, a shape family, a texture."""
     colors = PALETTES[palette]
     bg, fg, accent = (colors[i] for i in rng.permutation(3))
     ramp = np.linspace(0.0, 1.0, size)[:, None, None]
-    base = (1 - ramp) * np.asarray(bg) + ramp * np.asarray(accent) * 0.6 + ramp * np.asarray(bg) * 0.4
+    base = (
+        (1 - ramp) * np.asarray(bg) + ramp * np.asarray(accent) * 0.6 + ramp * np.asarray(bg) * 0.4
+    )
     img = Image.fromarray(np.repeat(base, size, axis=1).clip(0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(img)
     s = size
-    cx, cy = (rng.uniform(0.35, 0.65, 2) * s)
+    cx, cy = rng.uniform(0.35, 0.65, 2) * s
     r = rng.uniform(0.18, 0.32) * s
     if shape == "circle":
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fg)
@@ -121,8 +129,11 @@ def _users(spec: DemoSpec, items: pd.DataFrame, rng: np.random.Generator):
     activity = np.clip(np.round(activity), 3, spec.n_items // 2).astype(int)
     rows = []
     for u in range(spec.n_users):
-        logits = (spec.palette_weight * (item_palette == taste_palette[u])
-                  + spec.shape_weight * (item_shape == taste_shape[u]) + np.log(popularity))
+        logits = (
+            spec.palette_weight * (item_palette == taste_palette[u])
+            + spec.shape_weight * (item_shape == taste_shape[u])
+            + np.log(popularity)
+        )
         p = np.exp(logits - logits.max())
         chosen = rng.choice(spec.n_items, size=activity[u], replace=False, p=p / p.sum())
         t = int(rng.integers(880_000_000, 890_000_000))
@@ -131,12 +142,16 @@ def _users(spec: DemoSpec, items: pd.DataFrame, rng: np.random.Generator):
                 t += int(rng.integers(60, 86_400 * 7))
             rows.append((f"u{u:04d}", items["item_id"].iat[item], t))
     frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
-    truth = {f"u{u:04d}": {"palette": palettes[taste_palette[u]], "shape": SHAPES[taste_shape[u]]}
-             for u in range(spec.n_users)}
+    truth = {
+        f"u{u:04d}": {"palette": palettes[taste_palette[u]], "shape": SHAPES[taste_shape[u]]}
+        for u in range(spec.n_users)
+    }
     return frame, truth
 
 
-def generate_demo(out_dir: str | Path, spec: DemoSpec | None = None, *, force: bool = False) -> Path:
+def generate_demo(
+    out_dir: str | Path, spec: DemoSpec | None = None, *, force: bool = False
+) -> Path:
     """Write the demo dataset folder (interactions.csv, items.csv, images/, truth.json, dataset.json).
 
     Refuses to replace an existing non-empty folder unless ``force``; the folder is written atomically
@@ -152,22 +167,38 @@ def generate_demo(out_dir: str | Path, spec: DemoSpec | None = None, *, force: b
     with atomic_dir(out_dir) as tmp:
         (tmp / "images").mkdir()
         for row in items.itertuples(index=False):
-            img = draw_item(row.palette, row.shape, row.texture, spec.image_size,
-                            np.random.default_rng([spec.seed, int(row.item_id[1:])]))
+            img = draw_item(
+                row.palette,
+                row.shape,
+                row.texture,
+                spec.image_size,
+                np.random.default_rng([spec.seed, int(row.item_id[1:])]),
+            )
             buf = io.BytesIO()
             img.save(buf, format="JPEG", quality=90, optimize=False)
             (tmp / "images" / f"{row.item_id}.jpg").write_bytes(buf.getvalue())
         interactions.to_csv(tmp / "interactions.csv", index=False)
         items.to_csv(tmp / "items.csv", index=False)
-        write_json(tmp / "truth.json", {
-            "spec": asdict(spec),
-            "users": user_truth,
-            "items": {r.item_id: {"palette": r.palette, "shape": r.shape, "texture": r.texture}
-                      for r in items.itertuples(index=False)},
-        })
-        write_json(tmp / "dataset.json", {
-            "name": "visrec-demo", "interactions": "interactions.csv", "items": "items.csv",
-            "images": "images", "licence": "CC0 (generated by visrec)",
-            "description": "Synthetic users with palette/shape tastes over procedurally drawn images.",
-        })
+        write_json(
+            tmp / "truth.json",
+            {
+                "spec": asdict(spec),
+                "users": user_truth,
+                "items": {
+                    r.item_id: {"palette": r.palette, "shape": r.shape, "texture": r.texture}
+                    for r in items.itertuples(index=False)
+                },
+            },
+        )
+        write_json(
+            tmp / "dataset.json",
+            {
+                "name": "visrec-demo",
+                "interactions": "interactions.csv",
+                "items": "items.csv",
+                "images": "images",
+                "licence": "CC0 (generated by visrec)",
+                "description": "Synthetic users with palette/shape tastes over procedurally drawn images.",
+            },
+        )
     return out_dir

@@ -80,7 +80,11 @@ def k_core(frame: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
 
 
 def load_interactions(
-    path: str | Path, *, sep: str = ",", header: bool = True, names: list[str] | None = None,
+    path: str | Path,
+    *,
+    sep: str = ",",
+    header: bool = True,
+    names: list[str] | None = None,
     encoding: str = "utf-8",
 ) -> Interactions:
     """Load and validate a CSV (or Parquet, by extension) interaction file.
@@ -105,7 +109,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         import pyarrow  # noqa: F401
     except ImportError as exc:
-        raise DataError("reading Parquet needs pyarrow: pip install 'visrec[parquet]'", path=path) from exc
+        raise DataError(
+            "reading Parquet needs pyarrow: pip install 'visrec[parquet]'", path=path
+        ) from exc
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a broken file
@@ -120,13 +126,22 @@ def _read_csv(path: Path, *, sep: str, header: bool, names, encoding: str) -> pd
         raise DataError("not a CSV file (binary content)", path=path, line=1)
     try:
         frame = pd.read_csv(
-            path, sep=sep, dtype=str, keep_default_na=False, header=0 if header else None,
-            names=names, encoding=encoding, skipinitialspace=True, quoting=csv.QUOTE_MINIMAL,
+            path,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            header=0 if header else None,
+            names=names,
+            encoding=encoding,
+            skipinitialspace=True,
+            quoting=csv.QUOTE_MINIMAL,
         )
     except UnicodeDecodeError as exc:
         raise DataError(f"not a {encoding} text file ({exc.reason})", path=path) from exc
     except pd.errors.EmptyDataError as exc:
-        raise DataError("file is empty (expected a header user_id,item_id,timestamp)", path=path) from exc
+        raise DataError(
+            "file is empty (expected a header user_id,item_id,timestamp)", path=path
+        ) from exc
     except pd.errors.ParserError as exc:
         raise DataError(f"not a valid CSV file: {_parser_detail(exc)}", path=path) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -159,7 +174,8 @@ def _validate(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         raise DataError(
             f"missing column(s) {', '.join(missing)}; found {found} "
             f"(expected a header user_id,item_id,timestamp[,evaluation][,rating])",
-            path=source, line=1,
+            path=source,
+            line=1,
         )
     if len(frame) == 0:
         raise DataError("file has a header but no rows", path=source)
@@ -167,8 +183,11 @@ def _validate(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         values = frame[col].astype(str).str.strip()
         empty = (values == "").to_numpy() | frame[col].isna().to_numpy()
         if empty.any():
-            raise DataError(f"empty {col} on {_lines(frame, empty)}", path=source,
-                            line=_first_line(frame, empty))
+            raise DataError(
+                f"empty {col} on {_lines(frame, empty)}",
+                path=source,
+                line=_first_line(frame, empty),
+            )
         frame[col] = values
     frame["timestamp"] = _parse_timestamps(frame, source)
     if "evaluation" in frame.columns:
@@ -177,8 +196,11 @@ def _validate(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         rating = pd.to_numeric(frame["rating"], errors="coerce")
         bad = rating.isna().to_numpy()
         if bad.any():
-            raise DataError(f"rating is not a number on {_lines(frame, bad)}", path=source,
-                            line=_first_line(frame, bad))
+            raise DataError(
+                f"rating is not a number on {_lines(frame, bad)}",
+                path=source,
+                line=_first_line(frame, bad),
+            )
         frame["rating"] = rating.astype(np.float64)
     keep = [c for c in (*REQUIRED, *OPTIONAL) if c in frame.columns]
     extra = [c for c in frame.columns if c not in keep]
@@ -199,7 +221,8 @@ def _parse_timestamps(frame: pd.DataFrame, source: str) -> np.ndarray:
             sample = text[bad].iloc[0]
             raise DataError(
                 f"timestamp must be an integer (e.g. Unix seconds), got {sample!r} on {_lines(frame, bad)}",
-                path=source, line=_first_line(frame, bad),
+                path=source,
+                line=_first_line(frame, bad),
             )
         try:
             values = text.astype(np.int64).to_numpy()
@@ -207,8 +230,11 @@ def _parse_timestamps(frame: pd.DataFrame, source: str) -> np.ndarray:
             raise DataError("timestamp does not fit in 64 bits", path=source) from exc
     negative = values < 0
     if negative.any():
-        raise DataError(f"negative timestamp on {_lines(frame, negative)}", path=source,
-                        line=_first_line(frame, negative))
+        raise DataError(
+            f"negative timestamp on {_lines(frame, negative)}",
+            path=source,
+            line=_first_line(frame, negative),
+        )
     return values
 
 
@@ -223,7 +249,8 @@ def _parse_bool(frame: pd.DataFrame, col: str, source: str) -> np.ndarray:
         sample = raw[bad].iloc[0]
         raise DataError(
             f"{col} must be true/false (or 1/0, yes/no), got {sample!r} on {_lines(frame, bad)}",
-            path=source, line=_first_line(frame, bad),
+            path=source,
+            line=_first_line(frame, bad),
         )
     return is_true
 

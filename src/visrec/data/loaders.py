@@ -49,8 +49,11 @@ class DatasetSource:
         """Filter (k-core / rating threshold) and split into a :class:`Dataset`."""
         interactions = self.interactions.filter(**filters) if filters else self.interactions
         return Dataset.build(
-            interactions, split, extra_item_ids=self.catalogue_ids() if not filters else None,
-            item_groups=self.item_groups(), name=self.name,
+            interactions,
+            split,
+            extra_item_ids=self.catalogue_ids() if not filters else None,
+            item_groups=self.item_groups(),
+            name=self.name,
         )
 
 
@@ -70,7 +73,9 @@ def open_dataset(path: str | Path) -> DatasetSource:
         return load_wikimedia(*wikimedia, images_dir=_first_dir(path, ("images", "img")))
     raise DataError(
         "not a dataset folder: expected interactions.csv (visrec), u.data (MovieLens) or "
-        "train/test CSVs with user,image_id,timestamp (Wikimedia)", path=path)
+        "train/test CSVs with user,image_id,timestamp (Wikimedia)",
+        path=path,
+    )
 
 
 def _find_interactions(folder: Path) -> Path | None:
@@ -98,18 +103,30 @@ def load_folder(folder: str | Path) -> DatasetSource:
             manifest = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise DataError(f"not valid JSON ({exc})", path=folder / "dataset.json") from exc
-    inter_path = folder / manifest.get("interactions", "") if "interactions" in manifest else (
-        _find_interactions(folder))
+    inter_path = (
+        folder / manifest.get("interactions", "")
+        if "interactions" in manifest
+        else (_find_interactions(folder))
+    )
     if inter_path is None or not inter_path.is_file():
         raise DataError("no interactions.csv or interactions.parquet", path=folder)
-    images_dir = (folder / manifest["images"]) if "images" in manifest else _first_dir(folder, ("images",))
-    image_paths = scan_images(images_dir)[0] if images_dir is not None and images_dir.is_dir() else None
+    images_dir = (
+        (folder / manifest["images"]) if "images" in manifest else _first_dir(folder, ("images",))
+    )
+    image_paths = (
+        scan_images(images_dir)[0] if images_dir is not None and images_dir.is_dir() else None
+    )
     items = None
     items_path = folder / manifest.get("items", "items.csv")
     if items_path.is_file():
         items = _read_items(items_path)
-    return DatasetSource(load_interactions(inter_path), manifest.get("name", folder.name),
-                         images_dir, image_paths, items)
+    return DatasetSource(
+        load_interactions(inter_path),
+        manifest.get("name", folder.name),
+        images_dir,
+        image_paths,
+        items,
+    )
 
 
 def _read_items(path: Path) -> pd.DataFrame:
@@ -128,7 +145,9 @@ def _read_items(path: Path) -> pd.DataFrame:
 def load_movielens(folder: str | Path, *, posters: str | Path | None = None) -> DatasetSource:
     """MovieLens-100K: every rating is an implicit positive; ``group`` = the movie's first genre."""
     folder = Path(folder)
-    frame = _read_table(folder / "u.data", "\t", ["user_id", "item_id", "rating", "timestamp"], "utf-8")
+    frame = _read_table(
+        folder / "u.data", "\t", ["user_id", "item_id", "rating", "timestamp"], "utf-8"
+    )
     interactions = Interactions.from_frame(frame, source=str(folder / "u.data"))
     items = None
     if (folder / "u.item").is_file():
@@ -142,13 +161,17 @@ def _read_table(path: Path, sep: str, names: list[str], encoding: str) -> pd.Dat
     if not path.is_file():
         raise DataError("no such file", path=path)
     try:
-        frame = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False,
-                            encoding=encoding)
+        frame = pd.read_csv(
+            path, sep=sep, header=None, dtype=str, keep_default_na=False, encoding=encoding
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"not a valid table ({exc})", path=path) from exc
     if frame.shape[1] < len(names):
-        raise DataError(f"expected {len(names)} columns ({', '.join(names)}), found {frame.shape[1]}",
-                        path=path, line=1)
+        raise DataError(
+            f"expected {len(names)} columns ({', '.join(names)}), found {frame.shape[1]}",
+            path=path,
+            line=1,
+        )
     frame = frame.iloc[:, : len(names)]
     frame.columns = names
     frame.attrs["line_offset"] = 1
@@ -156,9 +179,27 @@ def _read_table(path: Path, sep: str, names: list[str], encoding: str) -> pd.Dat
 
 
 def _movielens_items(folder: Path) -> pd.DataFrame:
-    genres = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-              "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-              "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+    genres = [
+        "unknown",
+        "Action",
+        "Adventure",
+        "Animation",
+        "Children's",
+        "Comedy",
+        "Crime",
+        "Documentary",
+        "Drama",
+        "Fantasy",
+        "Film-Noir",
+        "Horror",
+        "Musical",
+        "Mystery",
+        "Romance",
+        "Sci-Fi",
+        "Thriller",
+        "War",
+        "Western",
+    ]
     if (folder / "u.genre").is_file():
         lines = (folder / "u.genre").read_text(encoding="latin-1").splitlines()
         genres = [line.split("|")[0] for line in lines if "|" in line] or genres
@@ -166,9 +207,10 @@ def _movielens_items(folder: Path) -> pd.DataFrame:
     raw = _read_table(folder / "u.item", "|", names, "latin-1")
     flags = raw[genres].to_numpy() == "1"
     first = np.where(flags.any(axis=1), flags.argmax(axis=1), 0)
-    return pd.DataFrame({"title": raw["title"].to_numpy(),
-                         "group": np.asarray(genres, dtype=object)[first]},
-                        index=pd.Index(raw["item_id"].to_numpy(), name="item_id"))
+    return pd.DataFrame(
+        {"title": raw["title"].to_numpy(), "group": np.asarray(genres, dtype=object)[first]},
+        index=pd.Index(raw["item_id"].to_numpy(), name="item_id"),
+    )
 
 
 def _find_wikimedia(folder: Path) -> tuple[Path, Path] | None:
@@ -184,8 +226,9 @@ def _find_wikimedia(folder: Path) -> tuple[Path, Path] | None:
     return (train, test) if train is not None and test is not None else None
 
 
-def load_wikimedia(train_csv: str | Path, test_csv: str | Path, *,
-                   images_dir: str | Path | None = None) -> DatasetSource:
+def load_wikimedia(
+    train_csv: str | Path, test_csv: str | Path, *, images_dir: str | Path | None = None
+) -> DatasetSource:
     """The tutorial's Wikimedia files: ``user,image_id,timestamp`` train and test CSVs.
 
     The test rows become ``evaluation=True``; use ``SplitSpec(method='given')`` to honour them.

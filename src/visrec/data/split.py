@@ -34,7 +34,9 @@ class SplitSpec:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ConfigError(f"unknown split method {self.method!r}; choose from {', '.join(METHODS)}")
+            raise ConfigError(
+                f"unknown split method {self.method!r}; choose from {', '.join(METHODS)}"
+            )
         if self.method == "temporal" and self.cutoff is None:
             raise ConfigError("the temporal split needs a cutoff timestamp")
 

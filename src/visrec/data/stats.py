@@ -30,10 +30,10 @@ def interaction_stats(frame: pd.DataFrame, n_items: int | None = None) -> dict:
         "items": n_items,
         "interactions": n_interactions,
         "density": n_interactions / (n_users * n_items) if n_users and n_items else 0.0,
-        "per_user": {k: float(np.quantile(users, q)) for k, q in quant.items()} | {
-            "mean": float(users.mean())},
-        "per_item": {k: float(np.quantile(items, q)) for k, q in quant.items()} | {
-            "mean": float(items.mean())},
+        "per_user": {k: float(np.quantile(users, q)) for k, q in quant.items()}
+        | {"mean": float(users.mean())},
+        "per_item": {k: float(np.quantile(items, q)) for k, q in quant.items()}
+        | {"mean": float(items.mean())},
         "top10_users_share": _top_share(users),
         "top10_items_share": _top_share(items),
         "first_timestamp": int(frame["timestamp"].min()),
@@ -42,15 +42,17 @@ def interaction_stats(frame: pd.DataFrame, n_items: int | None = None) -> dict:
 
 
 def format_stats(stats: dict, name: str = "") -> str:
-    lines = [f"dataset        {name}".rstrip(),
-             f"users          {stats['users']:,}",
-             f"items          {stats['items']:,}",
-             f"interactions   {stats['interactions']:,}",
-             f"density        {stats['density']:.5f}",
-             f"top 10% users  {stats['top10_users_share']:.1%} of interactions",
-             f"top 10% items  {stats['top10_items_share']:.1%} of interactions",
-             "",
-             f"{'count per':<10}" + "".join(f"{k:>8}" for k in stats["per_user"])]
+    lines = [
+        f"dataset        {name}".rstrip(),
+        f"users          {stats['users']:,}",
+        f"items          {stats['items']:,}",
+        f"interactions   {stats['interactions']:,}",
+        f"density        {stats['density']:.5f}",
+        f"top 10% users  {stats['top10_users_share']:.1%} of interactions",
+        f"top 10% items  {stats['top10_items_share']:.1%} of interactions",
+        "",
+        f"{'count per':<10}" + "".join(f"{k:>8}" for k in stats["per_user"]),
+    ]
     for entity in ("per_user", "per_item"):
         label = entity.replace("per_", "")
         lines.append(f"{label:<10}" + "".join(f"{v:>8.1f}" for v in stats[entity].values()))
