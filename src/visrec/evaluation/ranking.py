@@ -1,0 +1,123 @@
+"""Batched, exact, tie-aware ranks of truth items for a block of users (CPU or CUDA, one code path).
+
+A block's scores ``(B, n_items)`` become a *reference* matrix in which every non-candidate entry is NaN
+(consumed items in full mode, the profile window in tutorial mode, everything but truth + sampled
+negatives in sampled mode). NaN is the "absent" marker because it compares False with everything: a
+scorer's own ``-inf`` scores stay ordinary, lowest-possible candidate scores that tie with each other.
+
+The rank of a truth item t with score s is ``#{candidates > s} + (#{candidates == s} - 1) / 2`` (the -1
+removes t itself). Whole rows are never sorted when a block's truth sets are small: each truth column is
+compared against the block (``B x n_items`` booleans at a time, so memory is bounded by the block size);
+blocks with large truth sets sort each row once and use binary search. Both give the same integer counts,
+so results do not depend on the block size or on the path taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+COMPARE_MAX_TRUTH = 16
+"""Use per-column comparisons up to this many truth items per row, sorting + binary search above."""
+
+
+def tie_counts(
+    reference: torch.Tensor, queries: torch.Tensor, *, method: str = "auto"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each ``queries[b, j]``, count entries of ``reference[b]`` strictly greater and equal.
+
+    NaN entries of ``reference`` are absent; results for NaN queries are meaningless (callers mask them).
+    ``method`` is ``compare`` (no sorting), ``sort`` (row sort + searchsorted) or ``auto``.
+    """
+    if method == "auto":
+        method = "compare" if queries.shape[1] <= COMPARE_MAX_TRUTH else "sort"
+    if method == "compare":
+        return _counts_by_comparison(reference, queries)
+    if method == "sort":
+        return _counts_by_sorting(reference, queries)
+    raise ValueError(f"unknown method {method!r}")
+
+
+def _counts_by_comparison(
+    reference: torch.Tensor, queries: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    shape = queries.shape
+    greater = torch.zeros(shape, dtype=torch.int64, device=queries.device)
+    equal = torch.zeros(shape, dtype=torch.int64, device=queries.device)
+    for j in range(shape[1]):
+        column = queries[:, j : j + 1]
+        greater[:, j] = torch.count_nonzero(reference > column, dim=1)
+        equal[:, j] = torch.count_nonzero(reference == column, dim=1)
+    return greater, equal
+
+
+def _counts_by_sorting(
+    reference: torch.Tensor, queries: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    absent = torch.isnan(reference)
+    n_absent = absent.sum(dim=1, keepdim=True)
+    ordered = torch.sort(reference.masked_fill(absent, -torch.inf), dim=1).values
+    values = torch.where(torch.isnan(queries), torch.zeros_like(queries), queries).contiguous()
+    left = torch.searchsorted(ordered, values, side="left")
+    right = torch.searchsorted(ordered, values, side="right")
+    greater = reference.shape[1] - right
+    # absent entries were filled with -inf: they "tie" with a -inf query and must not count
+    equal = right - left - torch.where(values == -torch.inf, n_absent, torch.zeros_like(n_absent))
+    return greater, equal
+
+
+@dataclass(frozen=True)
+class BlockRanks:
+    """Ranks of one block's truth items (numpy float64, NaN-padded ``(B, t)``) and candidate counts."""
+
+    ranks: np.ndarray
+    """Tie-aware 0-based rank of each truth item among all candidates (other truth items included)."""
+    negatives_above: np.ndarray
+    """Tie-aware count of non-truth candidates ranked above each truth item."""
+    n_candidates: np.ndarray
+    n_truth: np.ndarray
+
+    @property
+    def n_negatives(self) -> np.ndarray:
+        return self.n_candidates - self.n_truth
+
+
+def gather_padded(scores: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """``scores[b, items[b, j]]`` with NaN where ``items`` is -1."""
+    pad = items < 0
+    values = torch.gather(scores, 1, items.clamp(min=0))
+    return values.masked_fill(pad, torch.nan)
+
+
+def rank_block(
+    reference: torch.Tensor, truth_scores: torch.Tensor, *, method: str = "auto"
+) -> BlockRanks:
+    """Ranks of ``truth_scores`` (NaN-padded ``(B, t)``) among the non-NaN entries of ``reference``.
+
+    Every truth item must itself be a (non-NaN) entry of ``reference``.
+    """
+    pad = torch.isnan(truth_scores)
+    greater, equal = tie_counts(reference, truth_scores, method=method)
+    t_greater, t_equal = tie_counts(truth_scores, truth_scores, method=method)
+    ranks = greater.double() + 0.5 * (equal.double() - 1.0)
+    within = t_greater.double() + 0.5 * (t_equal.double() - 1.0)
+    n_candidates = (~torch.isnan(reference)).sum(dim=1)
+    n_truth = (~pad).sum(dim=1)
+    ranks = ranks.masked_fill(pad, torch.nan)
+    above = (ranks - within).masked_fill(pad, torch.nan)
+    return BlockRanks(
+        ranks=ranks.cpu().numpy(),
+        negatives_above=above.cpu().numpy(),
+        n_candidates=n_candidates.cpu().numpy(),
+        n_truth=n_truth.cpu().numpy(),
+    )
+
+
+def exclude(scores: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """A copy of ``scores`` with ``scores[b, items[b, j]]`` set to NaN (absent) for every non-pad item."""
+    reference = scores.clone()
+    rows, cols = torch.nonzero(items >= 0, as_tuple=True)
+    reference[rows, items[rows, cols]] = torch.nan
+    return reference

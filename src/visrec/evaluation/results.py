@@ -1,0 +1,153 @@
+"""EvalResult: means, per-user values, mode, split and cut-offs of one evaluation; JSON and CSV.
+
+Means are recomputed from the per-user table (sorted by user index, summed with ``math.fsum``), so merging
+the shards of several ranks with :meth:`EvalResult.concat` gives exactly the means of a single run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from visrec._io import atomic_open, read_json, write_json
+from visrec.errors import ConfigError, DataError
+
+ID_COLUMNS = ("user_id", "user_idx", "profile_size", "n_targets", "n_candidates", "first_hit_rank")
+FORMAT = "visrec-eval/1"
+
+
+def metric_key(name: str, mode: str) -> str:
+    """The output key of a metric in a mode: sampled keys carry the label, e.g. ``AUC[sampled@100]``."""
+    return f"{name}[{mode}]" if mode.startswith("sampled") else name
+
+
+def means_of(per_user: pd.DataFrame, keys: list[str]) -> dict[str, float]:
+    """Exactly rounded mean of each metric column (order independent); NaN for an empty table."""
+    n = len(per_user)
+    return {k: (math.fsum(per_user[k].to_numpy()) / n if n else math.nan) for k in keys}
+
+
+@dataclass
+class EvalResult:
+    """The outcome of :func:`visrec.evaluation.evaluate`.
+
+    ``means`` maps metric keys to means over the evaluated users; ``per_user`` has one row per evaluated
+    user (columns ``ID_COLUMNS`` then one per metric key); ``skipped`` lists the ids of users who had truth
+    items but no negative candidate left (every other item consumed), so no metric is defined for them.
+    """
+
+    mode: str
+    split: str
+    ks: tuple[int, ...]
+    means: dict[str, float]
+    per_user: pd.DataFrame
+    skipped: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def metric_keys(self) -> list[str]:
+        return list(self.means)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.per_user)
+
+    def __getitem__(self, key: str) -> float:
+        return self.means[key]
+
+    def summary(self) -> str:
+        """One line: mode, split, user count and the means."""
+        values = " ".join(f"{k}={v:.5f}" for k, v in self.means.items())
+        return f"[{self.mode} / {self.split}] {self.n_users} users: {values}"
+
+    def to_dict(self, *, per_user: bool = True) -> dict:
+        out = {
+            "format": FORMAT,
+            "mode": self.mode,
+            "split": self.split,
+            "ks": list(self.ks),
+            "n_users": self.n_users,
+            "means": self.means,
+            "skipped": list(self.skipped),
+            "meta": self.meta,
+        }
+        if per_user:
+            out["per_user"] = {c: self.per_user[c].tolist() for c in self.per_user.columns}
+        return out
+
+    def to_json(self, path: str | Path, *, per_user: bool = True) -> Path:
+        """Write means, metadata and (by default) the per-user table as JSON, atomically."""
+        write_json(path, self.to_dict(per_user=per_user))
+        return Path(path)
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the per-user table as CSV, atomically (metric columns carry the mode label if sampled)."""
+        with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+            self.per_user.to_csv(handle, index=False, float_format="%.17g")
+        return Path(path)
+
+    @classmethod
+    def from_json(cls, path: str | Path, per_user_csv: str | Path | None = None) -> EvalResult:
+        """Read :meth:`to_json` output; the per-user table comes from the JSON or from ``per_user_csv``."""
+        data = read_json(path)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise DataError(f"not a visrec evaluation result (expected format {FORMAT})", path=path)
+        if per_user_csv is not None:
+            table = pd.read_csv(per_user_csv, dtype={"user_id": str})
+        elif "per_user" in data:
+            table = pd.DataFrame(data["per_user"])
+            table["user_id"] = table["user_id"].astype(str)
+        else:
+            table = pd.DataFrame(columns=[*ID_COLUMNS, *data["means"]])
+        return cls(
+            mode=data["mode"],
+            split=data["split"],
+            ks=tuple(data["ks"]),
+            means=data["means"],
+            per_user=table,
+            skipped=list(data["skipped"]),
+            meta=data.get("meta", {}),
+        )
+
+    @classmethod
+    def concat(cls, parts: list[EvalResult]) -> EvalResult:
+        """Merge results computed on disjoint user shards (e.g. one per torchrun rank).
+
+        The parts must share mode, split, cut-offs and metadata; the merged means equal those of one run
+        over all the users.
+        """
+        if not parts:
+            raise ConfigError("EvalResult.concat needs at least one result")
+        first = parts[0]
+        for other in parts[1:]:
+            same = (other.mode, other.split, other.ks, list(other.means), other.meta)
+            if same != (first.mode, first.split, first.ks, list(first.means), first.meta):
+                raise ConfigError(
+                    f"cannot merge evaluation results of different settings: "
+                    f"{first.mode}/{first.split}/{first.ks} vs {other.mode}/{other.split}/{other.ks}"
+                )
+        table = pd.concat([p.per_user for p in parts], ignore_index=True)
+        if table["user_idx"].duplicated().any():
+            dupes = table.loc[table["user_idx"].duplicated(), "user_id"].head(5).tolist()
+            raise ConfigError(f"evaluation shards overlap (users evaluated twice: {dupes})")
+        table = table.sort_values("user_idx", kind="stable").reset_index(drop=True)
+        skipped = sorted({u for p in parts for u in p.skipped})
+        return cls(
+            mode=first.mode,
+            split=first.split,
+            ks=first.ks,
+            means=means_of(table, list(first.means)),
+            per_user=table,
+            skipped=skipped,
+            meta=dict(first.meta),
+        )
+
+
+def build_table(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The per-user table sorted by user index."""
+    table = pd.DataFrame(columns)
+    return table.sort_values("user_idx", kind="stable").reset_index(drop=True)
