@@ -1,0 +1,57 @@
+"""Item features for models: a FeatureStore (or an array already aligned to the items) -> float32 tensor."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from visrec.data.vocab import Vocabulary
+from visrec.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+MISSING_POLICIES = ("error", "mean", "zero")
+
+
+def item_features(
+    features, items: Vocabulary, *, spatial: bool = False, missing: str = "mean"
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Features aligned to ``items`` as a float32 tensor, plus the indices of items that had none.
+
+    ``features``: a :class:`~visrec.features.FeatureStore` (aligned by id; items without an image are
+    filled per ``missing`` and listed in the log, never silently) or an array of shape (n_items, ...)
+    already in vocabulary order. ``spatial`` asks for (n, h, w, d) maps instead of (n, d) vectors.
+    """
+    if missing not in MISSING_POLICIES:
+        raise ConfigError(
+            f"missing-feature policy must be one of {MISSING_POLICIES}, not {missing!r}"
+        )
+    if isinstance(features, (np.ndarray, torch.Tensor)):
+        array = np.asarray(features, dtype=np.float32)
+        if len(array) != len(items):
+            raise DataError(f"feature array has {len(array)} rows for {len(items)} items")
+        absent = np.zeros(0, dtype=np.int64)
+    else:
+        array, absent = features.aligned(items, missing=missing)
+        array = np.asarray(array, dtype=np.float32)
+        if len(absent):
+            shown = ", ".join(items.ids_of(absent[:10]))
+            log.warning(
+                "%d items have no features (filled with %s): %s%s",
+                len(absent),
+                missing,
+                shown,
+                " ..." if len(absent) > 10 else "",
+            )
+    if spatial and array.ndim != 4:
+        raise DataError(
+            f"this model needs spatial features (n, h, w, d); got shape {array.shape} "
+            "(extract with --layer, e.g. layer4)"
+        )
+    if not spatial and array.ndim != 2:
+        raise DataError(
+            f"this model needs pooled features (n, d); got shape {array.shape} "
+            "(extract with --layer pooled)"
+        )
+    return torch.from_numpy(np.ascontiguousarray(array)), np.asarray(absent, dtype=np.int64)

@@ -1,0 +1,92 @@
+"""Base of every model trained by gradient descent through the one :class:`~visrec.training.Trainer`.
+
+A subclass provides:
+- ``_dims(dataset, features) -> dict``: the sizes that define the module (stored in ``info['dims']`` so a
+  saved model is rebuilt without the dataset);
+- ``_build(dims) -> nn.Module``: the module, whose ``forward(batch)`` returns ``(x_ui (B,), x_uj (B, K))``
+  for a batch dict of tensors (``users``, ``pos``, ``neg`` and, in profile mode, ``profile``) and whose
+  ``score_users(users)`` returns (B, n_items) scores;
+- optionally ``_attach(module, dataset, features)`` to copy data (item features) into buffers, and
+  ``sample(dataset, n, rng)`` to change the sampler (uniform triplets by default).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from visrec.data.dataset import Dataset
+from visrec.models.base import Recommender, resolve_device
+from visrec.models.config import TrainConfig
+from visrec.sampling import profile_triplets, uniform_triplets
+
+
+class GradientRecommender(Recommender):
+    config_class: ClassVar[type[TrainConfig]] = TrainConfig
+    sampler: ClassVar[str] = "uniform"
+    """``uniform`` (user, pos, neg) or ``profile`` (profile, pos, neg) triplets."""
+
+    def __init__(self, config=None, **overrides):
+        super().__init__(config, **overrides)
+        self.module: nn.Module | None = None
+        self._device: torch.device | None = None
+
+    @property
+    def device(self) -> torch.device:
+        if self._device is None:
+            self._device = resolve_device(self.config.device)
+        return self._device
+
+    def to(self, device: str | torch.device) -> GradientRecommender:
+        self._device = torch.device(device)
+        if self.module is not None:
+            self.module.to(self._device)
+        return self
+
+    # --- hooks ---------------------------------------------------------------------------------------
+    def _dims(self, dataset: Dataset, features) -> dict:
+        return {"n_users": dataset.n_users, "n_items": dataset.n_items}
+
+    def _build(self, dims: dict) -> nn.Module:
+        raise NotImplementedError
+
+    def _attach(self, module: nn.Module, dataset: Dataset, features) -> None:
+        """Copy dataset-derived data into the module's buffers (default: nothing)."""
+
+    def sample(self, dataset: Dataset, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if self.sampler == "profile":
+            return profile_triplets(
+                dataset, n, rng, self.config.n_negatives, getattr(self.config, "max_profile", 10)
+            )
+        return uniform_triplets(dataset, n, rng, self.config.n_negatives)
+
+    # --- Recommender --------------------------------------------------------------------------------
+    def _fit(
+        self, dataset: Dataset, features, *, run_dir=None, resume: bool = False, dist=None
+    ) -> None:
+        from visrec.training.trainer import Trainer
+
+        dims = self._dims(dataset, features)
+        self.info["dims"] = dims
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            self.module = self._build(dims)
+        self._attach(self.module, dataset, features)
+        self.module.to(self.device)
+        self.history = Trainer(self, dataset, run_dir=run_dir, resume=resume, dist=dist).fit()
+        self.module.eval()
+
+    def _score(self, users: torch.Tensor) -> torch.Tensor:
+        self.module.eval()
+        return self.module.score_users(users.to(self.device))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.module.state_dict())
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module = self._build(self.info["dims"])
+        self.module.load_state_dict(state)
+        self.module.to(self.device).eval()

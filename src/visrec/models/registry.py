@@ -1,0 +1,75 @@
+"""An explicit model registry: ``@register("vbpr")`` fills a dict; duplicate names raise.
+
+The CLI and experiment files create models only through :func:`create` (no importlib name guessing).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from visrec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from visrec.models.base import Recommender
+
+_REGISTRY: dict[str, type[Recommender]] = {}
+
+# Modules that define the built-in models; imported once, on first use of the registry.
+BUILTIN_MODULES = (
+    "visrec.models.baselines",
+    "visrec.models.bpr",
+    "visrec.models.visrank",
+    "visrec.models.vbpr",
+    "visrec.models.curatornet",
+    "visrec.models.dvbpr",
+    "visrec.models.acf",
+)
+_loaded = False
+
+
+def register(name: str):
+    """Class decorator adding a :class:`Recommender` subclass under ``name``."""
+
+    def wrap(cls):
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ConfigError(
+                f"model name {name!r} is already registered by {_REGISTRY[name].__name__}"
+            )
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for module in BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a real import error inside an existing module
+                raise
+    _loaded = True
+
+
+def get(name: str) -> type[Recommender]:
+    """The model class registered under ``name``; unknown names list the known ones."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def names() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def create(name: str, config: dict | None = None) -> Recommender:
+    """Instantiate a registered model from a (partial) config dict."""
+    cls = get(name)
+    return cls(cls.config_class.from_dict(config or {}))

@@ -1,0 +1,131 @@
+"""Triplet samplers: small pure functions, vectorised with numpy, randomness only through ``rng``.
+
+A sample is a dict of numpy arrays: ``users`` (N,), ``pos`` (N,), ``neg`` (N, K) and, in profile mode,
+``profile`` (N, L) with -1 padding on the left (most recent item last). Positives come only from the train
+matrix, so no validation or test item is ever a positive; negatives are never in the user's train positives.
+(Held-out items may be drawn as negatives: excluding them would leak the test set into training.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from visrec.data.dataset import Dataset
+from visrec.errors import DataError
+
+
+def _row_of(indptr: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+
+
+def consumed_keys(train: sp.csr_matrix) -> np.ndarray:
+    """Sorted int64 keys ``user * n_items + item`` of the train matrix (for O(log nnz) membership)."""
+    return _row_of(train.indptr) * train.shape[1] + train.indices.astype(np.int64)
+
+
+def is_consumed(keys: np.ndarray, n_items: int, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Vectorised membership test of (user, item) pairs in the sorted key array."""
+    query = users.astype(np.int64) * n_items + items
+    pos = np.searchsorted(keys, query)
+    pos = np.minimum(pos, len(keys) - 1)
+    return keys[pos] == query
+
+
+def sample_negatives(
+    train: sp.csr_matrix,
+    users: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    keys: np.ndarray | None = None,
+) -> np.ndarray:
+    """(len(users), k) uniform items that each user has not consumed in train (rejection sampling)."""
+    n_items = train.shape[1]
+    full = np.diff(train.indptr)[users] >= n_items
+    if full.any():
+        raise DataError(f"user index {int(users[full][0])} consumed every item: no negative exists")
+    keys = consumed_keys(train) if keys is None else keys
+    rows = np.repeat(users, k)
+    neg = rng.integers(0, n_items, len(rows))
+    bad = np.flatnonzero(is_consumed(keys, n_items, rows, neg))
+    while len(bad):
+        neg[bad] = rng.integers(0, n_items, len(bad))
+        bad = bad[is_consumed(keys, n_items, rows[bad], neg[bad])]
+    return neg.reshape(len(users), k)
+
+
+def _eligible_train(train: sp.csr_matrix) -> np.ndarray:
+    """Train entry positions of users that have at least one possible negative."""
+    counts = np.diff(train.indptr)
+    ok = np.repeat(counts < train.shape[1], counts)
+    return np.flatnonzero(ok)
+
+
+def uniform_triplets(
+    dataset: Dataset, n: int, rng: np.random.Generator, n_negatives: int = 1
+) -> dict[str, np.ndarray]:
+    """(user, positive, negatives) with (user, positive) uniform over train interactions (BPR, Rendle 2009)."""
+    train = dataset.train
+    entries = _eligible_train(train)
+    if len(entries) == 0:
+        raise DataError("no train interaction has a possible negative item")
+    pick = entries[rng.integers(0, len(entries), n)]
+    users = _row_of(train.indptr)[pick]
+    pos = train.indices[pick].astype(np.int64)
+    neg = sample_negatives(train, users, n_negatives, rng)
+    return {"users": users, "pos": pos, "neg": neg}
+
+
+def profile_windows(
+    dataset: Dataset, positions: np.ndarray, owner: np.ndarray, max_profile: int
+) -> np.ndarray:
+    """For positions q in ``dataset.profile_items`` (exclusive ends) of users ``owner``, the (up to)
+    ``max_profile`` items before q of the same user, oldest first, left-padded with -1.
+    Shape (len(positions), max_profile)."""
+    start = dataset.profile_indptr[owner]
+    offsets = np.arange(-max_profile, 0)
+    idx = positions[:, None] + offsets[None, :]
+    valid = idx >= start[:, None]
+    out = np.where(valid, dataset.profile_items[np.clip(idx, 0, None)], -1)
+    return out.astype(np.int64)
+
+
+def profile_triplets(
+    dataset: Dataset, n: int, rng: np.random.Generator, n_negatives: int = 1, max_profile: int = 10
+) -> dict[str, np.ndarray]:
+    """(profile, positive, negatives): the positive is a train item that has at least one earlier train
+    item of the same user; the profile is the up-to-``max_profile`` items just before it (the tutorial's
+    profile mode)."""
+    indptr = dataset.profile_indptr
+    counts = np.diff(indptr)
+    all_pos = np.arange(indptr[-1])
+    owner = np.repeat(np.arange(dataset.n_users), counts)
+    eligible = all_pos[(all_pos > indptr[owner]) & (counts[owner] < dataset.n_items)]
+    if len(eligible) == 0:
+        raise DataError("profile sampling needs users with at least 2 train items")
+    positions = eligible[rng.integers(0, len(eligible), n)]
+    users = owner[positions]
+    return {
+        "users": users,
+        "profile": profile_windows(dataset, positions, users, max_profile),
+        "pos": dataset.profile_items[positions].astype(np.int64),
+        "neg": sample_negatives(dataset.train, users, n_negatives, rng),
+    }
+
+
+def last_profiles(dataset: Dataset, users: np.ndarray, max_profile: int) -> np.ndarray:
+    """Each user's last ``max_profile`` train items (left-padded with -1), for scoring."""
+    users = np.asarray(users, dtype=np.int64)
+    return profile_windows(dataset, dataset.profile_indptr[users + 1], users, max_profile)
+
+
+def pad_profiles(profiles: list[np.ndarray], max_profile: int | None = None) -> np.ndarray:
+    """Left-pad (and truncate to the most recent ``max_profile``) a list of profiles with -1."""
+    if max_profile is not None:
+        profiles = [np.asarray(p)[-max_profile:] for p in profiles]
+    width = max((len(p) for p in profiles), default=0)
+    out = np.full((len(profiles), width), -1, dtype=np.int64)
+    for row, p in enumerate(profiles):
+        if len(p):
+            out[row, width - len(p) :] = p
+    return out

@@ -1,0 +1,114 @@
+"""Conformance checks every model passes (STYLE.md rule 13). A new model's test is a few lines::
+
+    def test_conformance(demo_dataset):
+        check_recommender(lambda: create("mymodel", {"epochs": 2}), demo_dataset, features)
+
+Each check raises AssertionError with a message naming the model and the property that failed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from visrec.data.dataset import Dataset
+from visrec.models.base import Recommender
+
+
+def check_recommender(
+    factory: Callable[[], Recommender],
+    dataset: Dataset,
+    features=None,
+    *,
+    n_users: int = 12,
+    atol: float = 1e-5,
+) -> Recommender:
+    """Run every conformance check; returns the fitted model of the first fit."""
+    check_default_config(type(factory()))
+    model = factory().fit(dataset, features)
+    users = np.arange(min(n_users, dataset.n_users))
+    scores = check_scores(model, dataset, users)
+    check_batch_equals_single(model, users, scores, atol)
+    check_save_load(model, users, scores, atol)
+    if model.profile_based:
+        check_profiles(model, dataset)
+    check_gradients(factory, dataset, features)
+    check_deterministic(factory, dataset, features, users, scores, atol)
+    return model
+
+
+def check_default_config(cls: type[Recommender]) -> None:
+    config = cls.config_class()
+    assert cls(config).config == config, f"{cls.name}: default config does not round-trip"
+    again = cls.config_class.from_dict(config.to_dict())
+    assert again == config, f"{cls.name}: config to_dict/from_dict is not lossless"
+
+
+def check_scores(model: Recommender, dataset: Dataset, users: np.ndarray) -> torch.Tensor:
+    scores = model.score(users)
+    assert scores.shape == (len(users), dataset.n_items), (
+        f"{model.name}: scores of shape {scores.shape}"
+    )
+    assert torch.isfinite(scores).all(), f"{model.name}: non-finite scores"
+    return scores
+
+
+def check_batch_equals_single(model: Recommender, users, scores, atol) -> None:
+    single = torch.cat([model.score(users[k : k + 1]) for k in range(len(users))])
+    assert torch.allclose(single, scores, atol=atol), (
+        f"{model.name}: batched scores != per-user scores"
+    )
+
+
+def check_save_load(model: Recommender, users, scores, atol) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(f"{tmp}/model")
+        loaded = Recommender.load(f"{tmp}/model")
+    assert type(loaded) is type(model), f"{model.name}: load returned {type(loaded).__name__}"
+    assert loaded.config == model.config, f"{model.name}: config changed through save/load"
+    again = loaded.score(users)
+    assert torch.allclose(again, scores, atol=atol), (
+        f"{model.name}: save -> load changed the scores"
+    )
+
+
+def check_profiles(model: Recommender, dataset: Dataset) -> None:
+    """A new user with a known user's profile is scored; shapes and finiteness hold."""
+    profiles = [
+        dataset.profile(u) for u in range(min(3, dataset.n_users)) if len(dataset.profile(u))
+    ]
+    scores = model.score_profiles(profiles)
+    assert scores.shape == (len(profiles), dataset.n_items), f"{model.name}: profile scores shape"
+    assert torch.isfinite(scores).all(), f"{model.name}: non-finite profile scores"
+
+
+def check_gradients(factory, dataset: Dataset, features) -> None:
+    """One training batch gives every trainable parameter a gradient (gradient models only)."""
+    model = factory()
+    if not hasattr(model, "_build"):
+        return
+    dims = model._dims(dataset, features)
+    module = model._build(dims)
+    model._attach(module, dataset, features)
+    model.module = module.to(model.device)
+    sample = model.sample(dataset, 256, np.random.default_rng(0))
+    batch = {k: torch.from_numpy(v).to(model.device) for k, v in sample.items()}
+    module.train()
+    pos, neg = module(batch)
+    (-(torch.nn.functional.logsigmoid(pos[:, None] - neg)).mean()).backward()
+    missing = [
+        n
+        for n, p in module.named_parameters()
+        if p.requires_grad and (p.grad is None or not torch.any(p.grad != 0))
+    ]
+    assert not missing, f"{model.name}: parameters without gradient: {missing}"
+
+
+def check_deterministic(factory, dataset, features, users, scores, atol) -> None:
+    again = factory().fit(dataset, features).score(users)
+    assert torch.allclose(again, scores, atol=atol), (
+        f"{factory().name}: same seed, different scores"
+    )

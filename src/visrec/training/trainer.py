@@ -1,0 +1,243 @@
+"""One Trainer for every gradient model.
+
+Per epoch: sample triplets afresh (numpy Generator seeded by (seed, epoch, rank), so a resumed run draws
+exactly what an uninterrupted one would), step Adam on the pairwise loss, score the validation targets with
+the evaluation engine (never the test targets), step ReduceLROnPlateau, keep the best epoch's weights, write
+a checkpoint atomically and one JSONL log line. Stops early after ``patience`` epochs without improvement,
+then restores the best epoch. A non-finite loss stops the run with a message naming the epoch and batch.
+
+Ready for DistributedDataParallel: pass a :class:`DistContext`; each rank samples its share of triplets
+from its own stream; all ranks compute the same validation score, so they agree on stopping; rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from visrec._io import atomic_path, write_text
+from visrec.errors import ConfigError, VisrecError
+from visrec.training.losses import bce_loss, bpr_loss, warp_loss
+
+if TYPE_CHECKING:
+    from visrec.data.dataset import Dataset
+    from visrec.models.gradient import GradientRecommender
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+LOG_FILE = "train_log.jsonl"
+
+
+class TrainingError(VisrecError):
+    """Training cannot go on (non-finite loss, incompatible checkpoint)."""
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process sits in a torch.distributed job (world_size 1 = plain single process)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+
+def progress_enabled() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE")
+
+
+def epoch_rng(seed: int, epoch: int, rank: int = 0) -> np.random.Generator:
+    """The sampling stream of one (seed, epoch, rank)."""
+    return np.random.default_rng([seed, epoch, rank])
+
+
+class Trainer:
+    """Fits ``model.module`` (see :class:`~visrec.models.gradient.GradientRecommender`)."""
+
+    def __init__(
+        self,
+        model: GradientRecommender,
+        dataset: Dataset,
+        *,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+        dist: DistContext | None = None,
+    ):
+        self.model, self.dataset = model, dataset
+        self.cfg = model.config
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.resume = resume
+        self.dist = dist or DistContext()
+        self.device = model.device
+        self.history: list[dict] = []
+        self.best: dict = {"epoch": 0, "value": -float("inf")}
+        self.best_state: dict | None = None
+        self.stale = 0
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def fit(self) -> list[dict]:
+        module = self.model.module
+        net = self._wrap(module)
+        params = [p for p in module.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(
+            params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="max", factor=self.cfg.lr_factor, patience=self.cfg.lr_patience
+        )
+        start = self._restore() + 1 if self.resume else 1
+        has_val = self.dataset.validation.nnz > 0
+        if not has_val:
+            log.warning(
+                "no validation targets: training all %d epochs, keeping the last", self.cfg.epochs
+            )
+        for epoch in range(start, self.cfg.epochs + 1):
+            if self.stale >= self.cfg.patience > 0 and has_val:
+                break
+            row = self._epoch(net, epoch)
+            if has_val:
+                row["val_" + self.cfg.val_metric] = value = self._validate()
+                self.scheduler.step(value)
+                self._track(epoch, value, module)
+            self.history.append(row)
+            log.info(json.dumps(row))
+            self._checkpoint(epoch, module)
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+        self.model.info["training"] = {
+            "epochs_run": len(self.history),
+            "best_epoch": self.best["epoch"],
+            "best_val_" + self.cfg.val_metric: self.best["value"] if has_val else None,
+            "stopped_early": len(self.history) < self.cfg.epochs,
+        }
+        return self.history
+
+    def _wrap(self, module: torch.nn.Module):
+        if not self.dist.active:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+    def _epoch(self, net, epoch: int) -> dict:
+        cfg = self.cfg
+        n_total = cfg.triplets_per_epoch or self.dataset.n_train
+        n = int(np.ceil(n_total / self.dist.world_size))
+        began = time.perf_counter()
+        sample = self.model.sample(self.dataset, n, epoch_rng(cfg.seed, epoch, self.dist.rank))
+        self.model.module.train()
+        total, batches = 0.0, 0
+        bar = tqdm(
+            range(0, n, cfg.batch_size),
+            desc=f"epoch {epoch}",
+            leave=False,
+            disable=not progress_enabled(),
+            unit="batch",
+        )
+        with torch.random.fork_rng(devices=self._fork_devices()):
+            torch.manual_seed(hash((cfg.seed, epoch, self.dist.rank)) & 0x7FFFFFFF)
+            for batch_no, lo in enumerate(bar, start=1):
+                batch = {
+                    k: torch.from_numpy(np.ascontiguousarray(v[lo : lo + cfg.batch_size])).to(
+                        self.device, non_blocking=True
+                    )
+                    for k, v in sample.items()
+                }
+                loss = self._loss(*net(batch))
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"non-finite loss ({loss.item()}) at epoch {epoch}, batch {batch_no}"
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                total += float(loss.detach())
+                batches += 1
+        seconds = time.perf_counter() - began
+        return {
+            "epoch": epoch,
+            "loss": total / max(batches, 1),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": round(seconds, 3),
+            "triplets_per_s": round(n / seconds, 1),
+        }
+
+    def _fork_devices(self) -> list:
+        return [self.device] if self.device.type == "cuda" else []
+
+    def _loss(self, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        pos, neg = pos.float(), neg.float().reshape(len(pos), -1)
+        if self.cfg.loss == "bpr":
+            return bpr_loss(pos, neg)
+        if self.cfg.loss == "bce":
+            return bce_loss(pos, neg)
+        return warp_loss(pos, neg, n_items=self.dataset.n_items)
+
+    def _validate(self) -> float:
+        from visrec.evaluation import validation_score
+
+        self.model.module.eval()
+        return float(validation_score(self.model.score, self.dataset, metric=self.cfg.val_metric))
+
+    def _track(self, epoch: int, value: float, module: torch.nn.Module) -> None:
+        if value > self.best["value"]:
+            self.best = {"epoch": epoch, "value": value}
+            self.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            self.stale = 0
+        else:
+            self.stale += 1
+
+    # --- checkpoints --------------------------------------------------------------------------------
+    def _checkpoint(self, epoch: int, module: torch.nn.Module) -> None:
+        if self.run_dir is None or not self.dist.is_main:
+            return
+        state = {
+            "epoch": epoch,
+            "config": json.dumps(self.model.config.to_dict(), sort_keys=True),
+            "module": module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "best_epoch": self.best["epoch"],
+            "best_value": float(self.best["value"]),
+            "best_state": self.best_state or {},
+            "stale": self.stale,
+            "history": json.dumps(self.history),
+        }
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.run_dir / CHECKPOINT) as tmp:
+            torch.save(state, tmp)
+        write_text(self.run_dir / LOG_FILE, "".join(json.dumps(r) + "\n" for r in self.history))
+
+    def _restore(self) -> int:
+        path = self.run_dir / CHECKPOINT if self.run_dir else None
+        if path is None or not path.is_file():
+            return 0
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        if state["config"] != json.dumps(self.model.config.to_dict(), sort_keys=True):
+            raise ConfigError(f"{path}: checkpoint was written with another config; cannot resume")
+        self.model.module.load_state_dict(state["module"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.best = {"epoch": state["best_epoch"], "value": state["best_value"]}
+        self.best_state = state["best_state"] or None
+        self.stale = state["stale"]
+        self.history = json.loads(state["history"])
+        log.info("resumed from %s after epoch %d", path, state["epoch"])
+        return int(state["epoch"])
