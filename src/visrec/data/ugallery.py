@@ -95,24 +95,25 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def to_unix_seconds(values: pd.Series, path: Path, column: str) -> np.ndarray:
-    """Integers stay as they are; decimals are floored; anything else is parsed as a UTC date."""
-    text = values.astype(str).str.strip()
-    if text.str.fullmatch(r"[+-]?\d+").all():
-        return text.astype(np.int64).to_numpy()
+    """Per value: Unix seconds stay as they are, decimals are floored, anything else is a UTC date."""
+    text = values.astype(str).str.strip().reset_index(drop=True)
     numeric = pd.to_numeric(text, errors="coerce")
-    if numeric.notna().all():
-        return np.floor(numeric.to_numpy(dtype=np.float64)).astype(np.int64)
-    dates = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
-    bad = dates.isna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{column}: {text.iloc[row]!r} is neither a Unix time nor a date",
-            path=path,
-            line=row + 2,
-        )
-    epoch = pd.Timestamp(0, tz="UTC")
-    return ((dates - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+    result = np.zeros(len(text), dtype=np.int64)
+    is_number = numeric.notna().to_numpy()
+    result[is_number] = np.floor(numeric[is_number].to_numpy(dtype=np.float64)).astype(np.int64)
+    if not is_number.all():
+        dates = pd.to_datetime(text[~is_number], utc=True, errors="coerce", format="mixed")
+        bad = dates.isna().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(~is_number)[np.flatnonzero(bad)[0]])
+            raise DataError(
+                f"{column}: {text.iloc[row]!r} is neither a Unix time nor a date",
+                path=path,
+                line=row + 2,
+            )
+        epoch = pd.Timestamp(0, tz="UTC")
+        result[~is_number] = ((dates - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+    return result
 
 
 def _item_lists(values: pd.Series, path: Path, column: str) -> list[list[str]]:
