@@ -29,7 +29,10 @@ def random_dataset(
         count = int(rng.integers(3, 21))
         items = rng.choice(n_items, size=count, replace=False)
         times = rng.integers(0, 5, size=count)
-        rows += [(f"u{u:03d}", f"{item_prefix}{i:03d}", int(t)) for i, t in zip(items, times)]
+        rows += [
+            (f"u{u:03d}", f"{item_prefix}{i:03d}", int(t))
+            for i, t in zip(items, times, strict=True)
+        ]
     return frame_dataset(rows)
 
 

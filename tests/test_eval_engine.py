@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from eval_support import random_dataset, reference_full, reference_tutorial
 
+from eval_support import random_dataset, reference_full, reference_tutorial
 from visrec.errors import ConfigError, VisrecError
 from visrec.evaluation import EvalResult, evaluate, ranking, validation_score
 from visrec.evaluation.candidates import build_history, sample_negatives, user_rng

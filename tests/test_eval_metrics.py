@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from eval_support import frame_dataset, random_dataset
 
+from eval_support import frame_dataset, random_dataset
 from visrec.evaluation import evaluate, metrics
 
 NAN = np.nan
