@@ -1,0 +1,215 @@
+"""VisRank: content-based ranking by visual similarity to the user's profile.
+
+score(u, i) = AGG over j in profile(u) of cos(f_i, f_j), where f are the items' visual features and AGG is
+``maximum`` (the IUI 2021 tutorial's VisRank, after Kang et al.'s "visual similarity" baseline and
+Messina et al., "Content-based artwork recommendation", UMUAI 2019), ``average`` or ``average_top_k`` (the
+mean of the k largest similarities). Nothing is learned: fitting L2-normalises the features and keeps the
+train profiles. Scoring is a blocked matrix product: for a block of users and a slice of their profiles,
+(users x profile items x all items) cosines are reduced on the fly, so neither an items x items matrix nor a
+whole-profile similarity tensor is ever held beyond ``block_elements`` numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from visrec.data.dataset import Dataset
+from visrec.models.base import Recommender, resolve_device
+from visrec.models.config import Config, check
+from visrec.models.features import item_features
+from visrec.models.registry import register
+
+AGGREGATIONS = ("maximum", "average", "average_top_k")
+
+
+@dataclass(frozen=True)
+class VisRankConfig(Config):
+    """VisRank (no training: cosine similarity of visual features, aggregated over the profile)."""
+
+    aggregation: str = "maximum"
+    """How a candidate's cosines to the profile items are combined: maximum (the tutorial), average or
+    average_top_k (mean of the k largest)."""
+    k: int = 3
+    """For average_top_k: how many of the largest similarities are averaged (fewer if the profile is shorter)."""
+    max_profile: int = 0
+    """Use only the user's most recent max_profile train items; 0 = the whole train profile (the tutorial)."""
+    block_elements: int = 1 << 24
+    """Memory bound: most (users x profile items x items) cosines computed at once (float32 numbers)."""
+    device: str = "auto"
+    """Where scores are computed: auto (CUDA when available), cpu, cuda or cuda:N."""
+
+    def validate(self) -> None:
+        check(
+            self.aggregation in AGGREGATIONS,
+            f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {self.aggregation!r}",
+        )
+        check(self.k >= 1, "k must be >= 1")
+        check(self.max_profile >= 0, "max_profile must be >= 0 (0 = whole profile)")
+        check(self.block_elements >= 1, "block_elements must be >= 1")
+
+
+def normalize_rows(features: torch.Tensor) -> torch.Tensor:
+    """L2-normalise each row; all-zero rows stay zero (cosine 0 with everything)."""
+    norms = features.norm(dim=1, keepdim=True)
+    return features / norms.clamp(min=1e-12)
+
+
+def profile_scores(
+    unit: torch.Tensor,
+    indptr: np.ndarray,
+    items: np.ndarray,
+    aggregation: str,
+    k: int = 3,
+    block_elements: int = 1 << 24,
+) -> torch.Tensor:
+    """Aggregated cosines of every item to each profile, shape (n_profiles, n_items).
+
+    ``unit``: (n_items, d) L2-normalised features; profile p is ``items[indptr[p]:indptr[p + 1]]`` (not
+    empty). Profiles are processed longest first in blocks of at most ``block_elements`` cosines.
+    """
+    lengths = np.diff(indptr)
+    n_items = unit.shape[0]
+    out = torch.empty((len(lengths), n_items), dtype=unit.dtype, device=unit.device)
+    order = np.argsort(-lengths, kind="stable")
+    start = 0
+    while start < len(order):
+        longest = int(lengths[order[start]])
+        n_rows = max(1, min(len(order) - start, block_elements // max(1, n_items * longest)))
+        rows = order[start : start + n_rows]
+        padded = _pad_block(indptr, items, rows, longest)
+        step = max(1, block_elements // (n_rows * n_items))
+        out[torch.as_tensor(rows, device=unit.device)] = _reduce_block(
+            unit, torch.as_tensor(padded, device=unit.device), aggregation, k, step
+        )
+        start += n_rows
+    return out
+
+
+def gather_segments(
+    items: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate ``items[starts[r]:starts[r] + lengths[r]]`` for every r: (indptr, flat items)."""
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    local = np.arange(indptr[-1]) - np.repeat(indptr[:-1], lengths)
+    return indptr, items[np.repeat(starts, lengths) + local].astype(np.int64)
+
+
+def _pad_block(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray, width: int) -> np.ndarray:
+    """Profiles ``rows`` as a (len(rows), width) index matrix, right-padded with -1."""
+    starts, lengths = indptr[rows], np.diff(indptr)[rows]
+    offsets = np.arange(width)
+    valid = offsets[None, :] < lengths[:, None]
+    positions = np.where(valid, starts[:, None] + offsets[None, :], 0)
+    return np.where(valid, items[positions], -1).astype(np.int64)
+
+
+def _reduce_block(
+    unit: torch.Tensor, padded: torch.Tensor, aggregation: str, k: int, step: int
+) -> torch.Tensor:
+    """Stream over profile positions ``step`` at a time, keeping a running max / sum / top-k."""
+    n_rows, n_items = padded.shape[0], unit.shape[0]
+    counts = (padded >= 0).sum(dim=1, keepdim=True).to(unit.dtype)
+    if aggregation == "maximum":
+        state = torch.full((n_rows, n_items), -torch.inf, dtype=unit.dtype, device=unit.device)
+    elif aggregation == "average":
+        state = torch.zeros((n_rows, n_items), dtype=unit.dtype, device=unit.device)
+    else:
+        state = torch.full((n_rows, 0, n_items), -torch.inf, dtype=unit.dtype, device=unit.device)
+    for lo in range(0, padded.shape[1], step):
+        idx = padded[:, lo : lo + step]
+        valid = (idx >= 0).unsqueeze(-1)
+        sims = unit[idx.clamp(min=0)] @ unit.T  # (rows, step, n_items)
+        if aggregation == "average":
+            state = state + torch.where(valid, sims, 0.0).sum(dim=1)
+            continue
+        sims = torch.where(valid, sims, -torch.inf)
+        if aggregation == "maximum":
+            state = torch.maximum(state, sims.amax(dim=1))
+        else:
+            merged = torch.cat([state, sims], dim=1)
+            state = merged.topk(min(k, merged.shape[1]), dim=1).values
+    if aggregation == "maximum":
+        return state
+    if aggregation == "average":
+        return state / counts
+    kept = torch.where(torch.isfinite(state), state, 0.0).sum(dim=1)
+    return kept / counts.clamp(max=k)
+
+
+@register("visrank")
+class VisRank(Recommender):
+    """Ranks items by visual (cosine) similarity to the items the user consumed; cold-start capable."""
+
+    config_class = VisRankConfig
+    features = "pooled"
+    profile_based = True
+
+    def __init__(self, config=None, **overrides):
+        super().__init__(config, **overrides)
+        self.unit: torch.Tensor | None = None
+        self.indptr = np.zeros(1, dtype=np.int64)
+        self.items_flat = np.zeros(0, dtype=np.int64)
+
+    def _fit(self, dataset: Dataset, features, **options) -> None:
+        array, _ = item_features(features, dataset.items)
+        self.unit = normalize_rows(array).to(resolve_device(self.config.device))
+        self.indptr, self.items_flat = self._truncate(dataset.profile_indptr, dataset.profile_items)
+        self.info["dims"] = {
+            "n_users": dataset.n_users,
+            "n_items": dataset.n_items,
+            "n_features": int(array.shape[1]),
+        }
+
+    def _truncate(self, indptr: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keep each user's most recent ``max_profile`` items (all when 0)."""
+        indptr = np.asarray(indptr, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        if self.config.max_profile == 0:
+            return indptr, items
+        lengths = np.minimum(np.diff(indptr), self.config.max_profile)
+        return gather_segments(items, indptr[1:] - lengths, lengths)
+
+    def _score(self, users: torch.Tensor) -> torch.Tensor:
+        users = users.numpy()
+        indptr, flat = gather_segments(
+            self.items_flat, self.indptr[users], np.diff(self.indptr)[users]
+        )
+        return self._aggregate(indptr, flat)
+
+    def _score_profiles(self, profiles: list[np.ndarray]) -> torch.Tensor:
+        if self.config.max_profile:
+            profiles = [p[-self.config.max_profile :] for p in profiles]
+        indptr = np.concatenate([[0], np.cumsum([len(p) for p in profiles])])
+        return self._aggregate(indptr, np.concatenate(profiles))
+
+    def _aggregate(self, indptr: np.ndarray, items: np.ndarray) -> torch.Tensor:
+        """Scores of profiles with at least one item; empty ones get 0 here (masked by the caller)."""
+        lengths = np.diff(indptr)
+        scores = torch.zeros((len(lengths), self.unit.shape[0]), device=self.unit.device)
+        nonempty = np.flatnonzero(lengths > 0)
+        if len(nonempty):
+            sub_indptr = np.concatenate([[0], np.cumsum(lengths[nonempty])])
+            scores[torch.as_tensor(nonempty, device=self.unit.device)] = profile_scores(
+                self.unit,
+                sub_indptr,
+                items,
+                self.config.aggregation,
+                self.config.k,
+                self.config.block_elements,
+            )
+        return scores
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {
+            "unit_features": self.unit,
+            "profile_indptr": torch.from_numpy(self.indptr),
+            "profile_items": torch.from_numpy(self.items_flat),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.unit = state["unit_features"].float().to(resolve_device(self.config.device))
+        self.indptr = state["profile_indptr"].numpy().astype(np.int64)
+        self.items_flat = state["profile_items"].numpy().astype(np.int64)
