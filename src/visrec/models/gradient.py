@@ -65,7 +65,14 @@ class GradientRecommender(Recommender):
 
     # --- Recommender --------------------------------------------------------------------------------
     def _fit(
-        self, dataset: Dataset, features, *, run_dir=None, resume: bool = False, dist=None
+        self,
+        dataset: Dataset,
+        features,
+        *,
+        run_dir=None,
+        resume: bool = False,
+        dist=None,
+        on_batch=None,
     ) -> None:
         from visrec.training.trainer import Trainer
 
@@ -76,7 +83,9 @@ class GradientRecommender(Recommender):
             self.module = self._build(dims)
         self._attach(self.module, dataset, features)
         self.module.to(self.device)
-        self.history = Trainer(self, dataset, run_dir=run_dir, resume=resume, dist=dist).fit()
+        self.history = Trainer(
+            self, dataset, run_dir=run_dir, resume=resume, dist=dist, on_batch=on_batch
+        ).fit()
         self.module.eval()
 
     def _score(self, users: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,12 +79,14 @@ class Trainer:
         run_dir: str | Path | None = None,
         resume: bool = False,
         dist: DistContext | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
     ):
         self.model, self.dataset = model, dataset
         self.cfg = model.config
         self.run_dir = Path(run_dir) if run_dir else None
         self.resume = resume
         self.dist = dist or DistContext()
+        self.on_batch = on_batch
         self.device = model.device
         self.history: list[dict] = []
         self.best: dict = {"epoch": 0, "value": -float("inf")}
@@ -170,6 +173,8 @@ class Trainer:
                 self.optimizer.step()
                 total += float(loss.detach())
                 batches += 1
+                if self.on_batch is not None:
+                    self.on_batch(epoch, batch_no)
         seconds = time.perf_counter() - began
         return {
             "epoch": epoch,

@@ -1,0 +1,107 @@
+"""Losses against hand-computed values; the Trainer's resume, NaN guard and validation-only selection."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from visrec.models import create
+from visrec.training import TrainingError, bce_loss, bpr_loss, warp_loss
+from visrec.training.losses import harmonic
+
+
+def test_bpr_loss_hand_computed():
+    pos, neg = torch.tensor([2.0, 0.0]), torch.tensor([[1.0], [3.0]])
+    expected = (-math.log(1 / (1 + math.exp(-1))) - math.log(1 / (1 + math.exp(3)))) / 2
+    assert bpr_loss(pos, neg).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_bce_loss_hand_computed():
+    pos, neg = torch.tensor([1.0]), torch.tensor([[0.0, 2.0]])
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    expected = -math.log(sig(1.0)) - (math.log(1 - sig(0.0)) + math.log(1 - sig(2.0))) / 2
+    assert bce_loss(pos, neg).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_warp_loss_hand_computed():
+    # pos 1.0; negatives 0.5 (violates margin 1: hinge 0.5), 2.0 (hinge 2.0), -1.0 (no violation)
+    pos, neg = torch.tensor([1.0]), torch.tensor([[0.5, 2.0, -1.0]])
+    n_items = 31  # rank estimate floor(30 * 2 / 3) = 20
+    weight = math.log(20) + 0.5772156649
+    expected = weight * (0.5 + 2.0) / 2
+    assert warp_loss(pos, neg, n_items).item() == pytest.approx(expected, rel=1e-6)
+    assert abs(weight - harmonic(20)) < 0.03  # the log approximation of L(r)
+    assert warp_loss(torch.tensor([5.0]), torch.tensor([[0.0, 1.0]]), 10).item() == 0.0
+
+
+def _bpr(**overrides):
+    cfg = {"epochs": 4, "factors": 8, "batch_size": 64, "lr": 0.02, "patience": 10} | overrides
+    return create("bpr", cfg)
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(demo_dataset, tmp_path):
+    full = _bpr().fit(demo_dataset, run_dir=tmp_path / "a")
+
+    class Crash(Exception):
+        pass
+
+    def crash(epoch, batch):
+        if epoch == 3 and batch == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        _bpr().fit(demo_dataset, run_dir=tmp_path / "b", on_batch=crash)
+    log = (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in log] == [1, 2]
+    resumed = _bpr().fit(demo_dataset, run_dir=tmp_path / "b", resume=True)
+    users = np.arange(10)
+    assert torch.allclose(full.score(users), resumed.score(users), atol=1e-6)
+    assert len((tmp_path / "b" / "train_log.jsonl").read_text().splitlines()) == 4
+
+
+def test_resume_refuses_other_config(demo_dataset, tmp_path):
+    _bpr(epochs=1).fit(demo_dataset, run_dir=tmp_path)
+    with pytest.raises(Exception, match="another config"):
+        _bpr(epochs=1, factors=4).fit(demo_dataset, run_dir=tmp_path, resume=True)
+
+
+def test_nan_guard_names_epoch_and_batch(demo_dataset):
+    model = _bpr(lr=1e30, epochs=3)
+    with pytest.raises(TrainingError, match=r"non-finite loss .* at epoch \d+, batch \d+"):
+        model.fit(demo_dataset)
+
+
+def test_early_stopping_reads_validation_never_test(demo_dataset, monkeypatch):
+    """Selection must not change when the test targets change, and must read the validation split."""
+    import visrec.evaluation as ev
+
+    seen = []
+    real = ev.engine.evaluate if hasattr(ev, "engine") else ev.evaluate
+
+    def spy(scorer, dataset, *, split, **kw):
+        seen.append(split)
+        return real(scorer, dataset, split=split, **kw)
+
+    monkeypatch.setattr(ev.engine, "evaluate", spy)
+    a = _bpr(epochs=5, patience=1).fit(demo_dataset)
+    assert seen and set(seen) == {"validation"}
+    # a dataset whose test targets differ (test := validation) selects the same epoch
+    from dataclasses import replace
+
+    other = replace(demo_dataset, test=demo_dataset.validation)
+    b = _bpr(epochs=5, patience=1).fit(other)
+    assert a.info["training"]["best_epoch"] == b.info["training"]["best_epoch"]
+    assert torch.equal(a.score([0, 1]), b.score([0, 1]))
+
+
+def test_early_stopping_stops_and_restores_best(demo_dataset):
+    model = _bpr(epochs=40, patience=2, lr=0.2).fit(demo_dataset)
+    info = model.info["training"]
+    assert info["stopped_early"] and info["epochs_run"] < 40
+    assert info["epochs_run"] - info["best_epoch"] == 2
+    best = max(row["val_AUC"] for row in model.history)
+    assert info["best_val_AUC"] == pytest.approx(best)
