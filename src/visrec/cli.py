@@ -14,6 +14,8 @@ from visrec.errors import VisrecError
 # (module, attribute) of every command; imported lazily so `visrec --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("visrec.data.cli", "data_group"),
+    "train": ("visrec.training.cli", "train_cmd"),
+    "models": ("visrec.training.cli", "models_cmd"),
 }
 
 
