@@ -9,6 +9,7 @@ unusable (``--strict`` turns them into errors).
 from __future__ import annotations
 
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from visrec.data.interactions import Interactions, load_interactions
 from visrec.errors import DataError
 
 ERROR, WARNING = "error", "warning"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,11 @@ def _unreadable(images: dict[str, Path], *, decode: bool, workers: int) -> dict[
 
 
 def _read_error(path: Path, decode: bool) -> str | None:
-    """None when ``path`` is a readable image, else a short reason."""
+    """None when ``path`` is a readable image, else a short reason.
+
+    Headers are checked with PIL's ``verify``; a full decode then uses the feature extractor's own reader
+    (:func:`visrec.features.images.load_rgb`) when it is installed, so "readable" means "extractable".
+    """
     from PIL import Image
 
     try:
@@ -266,12 +272,29 @@ def _read_error(path: Path, decode: bool) -> str | None:
         with Image.open(path) as image:
             image.verify()
         if decode:
-            with Image.open(path) as image:
-                image.load()
-                if image.width < 1 or image.height < 1:
-                    return "zero-size image"
+            return _decode_error(path)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
+    return None
+
+
+def _decode_error(path: Path) -> str | None:
+    from PIL import Image
+
+    try:
+        from visrec.features.images import load_rgb
+    except ImportError:
+        load_rgb = None
+    if load_rgb is not None:
+        try:
+            load_rgb(path)
+            return None
+        except DataError as exc:
+            return str(exc).removeprefix(f"{path}: ")
+        except Exception as exc:  # a reader bug must not stop the check: fall back to plain PIL
+            log.warning("%s: load_rgb failed unexpectedly (%r); decoding with PIL", path, exc)
+    with Image.open(path) as image:
+        image.load()
     return None
 
 
