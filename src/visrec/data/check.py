@@ -273,6 +273,8 @@ def _read_error(path: Path, decode: bool) -> str | None:
             image.verify()
         if decode:
             return _decode_error(path)
+    except Image.UnidentifiedImageError:
+        return "not a readable image (unknown or corrupt format)"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
     return None
