@@ -438,3 +438,46 @@ _real_init = FileCache.__init__
 
 def _fast_cache_init(self, root=None, **kwargs):
     _real_init(self, root, retries=0, backoff=0.0, timeout=2.0)
+
+
+# ---- precomputed embeddings through the explicit legacy import (tested last) -------------------
+
+
+def _legacy_npy(ids: list[str], dim: int = 5) -> tuple[bytes, np.ndarray]:
+    vectors = np.random.default_rng(7).normal(size=(len(ids), dim)).astype(np.float32)
+    rows = np.empty((len(ids), 2), dtype=object)
+    for k, item_id in enumerate(ids):
+        rows[k, 0], rows[k, 1] = item_id, vectors[k]
+    buf = io.BytesIO()
+    np.save(buf, rows, allow_pickle=True)
+    return buf.getvalue(), vectors
+
+
+def test_fetch_wikimedia_embeddings_become_a_feature_store(server, tmp_path):
+    store_mod = pytest.importorskip("visrec.features.store")
+    from visrec.data.check import check_dataset
+
+    npy, vectors = _legacy_npy([str(i) for i in range(7)])  # image 7 has no vector
+    server.routes["/wikimedia_recsys.zip"] = Route(_wikimedia_zip())
+    server.routes["/embedding-resnet50.npy"] = Route(npy, confirm="form")
+    out = _fetch("wikimedia", server, tmp_path, embeddings=True)
+    store = store_mod.FeatureStore.open(out / "features")
+    assert [str(i) for i in store.ids] == [str(i) for i in range(7)]
+    np.testing.assert_array_equal(np.asarray(store.array), vectors)
+    assert json.loads((out / "dataset.json").read_text())["features"] == "features"
+    card = (out / "CARD.md").read_text()
+    assert "feature vectors: 7" in card and "items without features: 1" in card
+    assert check_dataset(out).usable
+
+
+def test_fetch_ugallery_with_embeddings(server, tmp_path):
+    pytest.importorskip("visrec.features.legacy")
+    from visrec.data.check import check_dataset
+
+    for name, data in _ugallery_files().items():
+        server.routes["/" + name] = Route(data)
+    server.routes["/resnet_embeddings.npy"] = Route(_legacy_npy(["a1", "a2", "a3", "a4"])[0])
+    out = _fetch("ugallery", server, tmp_path, embeddings=True)
+    assert "items without features: 0" in (out / "CARD.md").read_text()
+    report = check_dataset(out)
+    assert report.problems == []  # no images, but features: nothing to warn about

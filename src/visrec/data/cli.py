@@ -76,13 +76,15 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
               help="Use a file downloaded by hand instead of downloading it (repeatable).")
 @click.option("--base-url", help="Fetch every file from BASE_URL/<file name> (mirror; also "
               "$VISREC_FETCH_URL).")
-@click.option("--embeddings/--no-embeddings", default=None,
-              help="Also convert the precomputed ResNet50 embeddings (default: ugallery only).")
+@click.option("--embeddings", is_flag=True,
+              help="Also fetch the precomputed ResNet50 embeddings and convert them to a feature "
+              "store. They are pickled .npy files: this flag is your opt-in to reading them (through "
+              "a restricted unpickler), so only use it for files from the source you trust.")
 @click.option("--column", "columns", multiple=True, metavar="KEY=NAME",
               help="UGallery column mapping, e.g. purchases.user=user_id_hash (repeatable).")
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
 def fetch_cmd(name: str, out_dir: Path | None, cache_dir: Path | None, from_files: tuple[str, ...],
-              base_url: str | None, embeddings: bool | None, columns: tuple[str, ...],
+              base_url: str | None, embeddings: bool, columns: tuple[str, ...],
               force: bool) -> None:
     """Download dataset NAME and write a ready-to-use dataset folder with a data card."""
     from visrec.data.fetch import fetch_dataset

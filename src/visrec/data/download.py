@@ -25,7 +25,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -101,7 +101,7 @@ class FileCache:
             "size": path.stat().st_size,
             "sha256": digest,
             "origin": origin,
-            "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         write_json(self.registry_path, {"files": files})
 

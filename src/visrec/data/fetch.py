@@ -62,7 +62,6 @@ class Recipe:
     parts: tuple[Part, ...]
     card: Card
     build: Callable[[FetchContext, Path], dict]
-    embeddings_by_default: bool = False
 
 
 @dataclass
@@ -105,7 +104,7 @@ def fetch_dataset(
     cache_dir: str | Path | None = None,
     base_url: str | None = None,
     from_files: dict[str, str | Path] | None = None,
-    embeddings: bool | None = None,
+    embeddings: bool = False,
     columns: dict[str, str] | None = None,
     force: bool = False,
     retries: int = 4,
@@ -132,7 +131,7 @@ def fetch_dataset(
             Path(scratch),
             base_url or os.environ.get(BASE_URL_ENV),
             placed,
-            recipe.embeddings_by_default if embeddings is None else embeddings,
+            embeddings,
             dict(columns or {}),
         )
         counts = recipe.build(ctx, tmp)
@@ -272,22 +271,26 @@ def extract_images(archive: zipfile.ZipFile, dest: Path) -> tuple[int, list[str]
     return len(seen), skipped
 
 
-def import_embeddings(npy: Path, out: Path, item_ids: list[str] | None = None) -> dict:
-    """Convert a tutorial ``embedding-*.npy`` (pickled [id, vector] rows) into a FeatureStore at ``out``.
+def import_embeddings(npy: Path, out: Path):
+    """Convert a tutorial ``embedding-*.npy`` (pickled ``[id, vector]`` rows) into a FeatureStore.
 
-    The pickled file is read only through the explicit legacy import of :mod:`visrec.features.legacy`
-    (imported lazily here: the features layer is optional for fetching).
+    Asking for embeddings (``--embeddings``) is the explicit opt-in: the pickle is read only through
+    :func:`visrec.features.legacy.import_legacy` (restricted unpickler), imported lazily here.
     """
     try:
-        from visrec.features import legacy
+        from visrec.features.legacy import import_legacy
     except ImportError as exc:
         raise DataError(
             "converting embeddings needs visrec.features.legacy, which is not available; "
             "fetch without --embeddings",
             path=npy,
         ) from exc
-    store = legacy.import_legacy_embeddings(npy, out, allow_pickle=True, item_ids=item_ids)
-    return {"features": str(out.name), "feature_items": len(getattr(store, "ids", []) or [])}
+    return import_legacy(npy, out, allow_pickle=True, backbone="resnet50")
+
+
+def feature_counts(store, item_ids: set[str]) -> dict:
+    covered = {str(i) for i in store.ids}
+    return {"feature_vectors": len(store), "items_without_features": len(item_ids - covered)}
 
 
 # ---- builders --------------------------------------------------------------------------------
@@ -330,11 +333,14 @@ def build_wikimedia(ctx: FetchContext, out: Path) -> dict:
     if n_images == 0:
         raise DataError("the archive holds no images (jpg, png, ...)", path=zip_path)
     source = load_wikimedia(train, test, images_dir=out / "images")
-    extra = {"split": "given"}
+    extra, store = {"split": "given"}, None
     if ctx.embeddings:
-        npy = npy or ctx.obtain("embeddings")
-        extra.update(import_embeddings(npy, out / "features", sorted(source.image_paths or {})))
+        store = import_embeddings(npy or ctx.obtain("embeddings"), out / "features")
+        extra["features"] = "features"
     counts = write_source(source, out, images=True, extra=extra)
+    if store is not None:
+        ids = set(source.interactions.frame["item_id"]) | set(source.image_paths or {})
+        counts.update(feature_counts(store, ids))
     counts["images_skipped_repeated_name"] = len(skipped)
     return counts
 
@@ -361,10 +367,15 @@ def build_ugallery(ctx: FetchContext, out: Path) -> dict:
         ctx.obtain("clusters"),
         columns=ctx.columns,
     )
-    extra = {"split": "leave-last-out"}
+    extra, store = {"split": "leave-last-out"}, None
     if ctx.embeddings:
-        extra.update(import_embeddings(ctx.obtain("embeddings"), out / "features"))
-    return write_source(source, out, images=False, extra=extra)
+        store = import_embeddings(ctx.obtain("embeddings"), out / "features")
+        extra["features"] = "features"
+    counts = write_source(source, out, images=False, extra=extra)
+    if store is not None:
+        ids = set(source.interactions.frame["item_id"]) | set(source.items.index)
+        counts.update(feature_counts(store, ids))
+    return counts
 
 
 # ---- the datasets ----------------------------------------------------------------------------
@@ -423,7 +434,6 @@ RECIPES: dict[str, Recipe] = {
             "user's last basket (same user and timestamp), as in CuratorNet.",
         ),
         build_ugallery,
-        embeddings_by_default=True,
     ),
     "movielens-100k": Recipe(
         "movielens-100k",
