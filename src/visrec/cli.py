@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("visrec.data.cli", "data_group"),
     "train": ("visrec.training.cli", "train_cmd"),
     "models": ("visrec.training.cli", "models_cmd"),
+    "evaluate": ("visrec.evaluation.cli", "evaluate_cmd"),
 }
 
 

@@ -1,0 +1,48 @@
+"""``visrec evaluate RUN_DIR``: metrics of a finished run, stored beside it (see evaluation/runs.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from visrec.evaluation.engine import MODES, SPLITS
+from visrec.evaluation.runs import eval_paths, evaluate_run
+
+
+@click.command("evaluate")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="full",
+    show_default=True,
+    help="full ranking, sampled negatives (labelled), or the IUI 2021 tutorial's definitions.",
+)
+@click.option(
+    "--negatives",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Random negatives per user in sampled mode.",
+)
+@click.option("--block-size", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, help="Seed of the sampled negatives.")
+@click.option("--force", is_flag=True, help="Replace an earlier evaluation of the same kind.")
+def evaluate_cmd(run_dir, split, mode, negatives, block_size, seed, force):
+    """Evaluate the run in RUN_DIR; write RUN_DIR/eval/<split>-<mode>.json (means) and .csv (per user)."""
+    result = evaluate_run(
+        run_dir,
+        split=split,
+        mode=mode,
+        n_negatives=negatives,
+        existing="overwrite" if force else "refuse",
+        block_size=block_size,
+        seed=seed,
+    )
+    json_path, csv_path = eval_paths(run_dir, split, mode, negatives)
+    click.echo(result.summary())
+    if result.skipped:
+        click.echo(f"  {len(result.skipped)} users skipped (no candidate negative left)")
+    click.echo(f"wrote {json_path} and {csv_path}")

@@ -1,0 +1,92 @@
+"""Evaluations stored in a run directory: ``RUN_DIR/eval/<split>-<mode>.json`` and ``.csv``.
+
+The JSON holds the means and metadata (model, run, split, mode, cut-offs), the CSV the per-user table
+(what the benchmark's confidence intervals, paired tests and plots read). An earlier evaluation is never
+overwritten silently: :func:`evaluate_run` refuses, names the file and asks for ``force``, or (for the
+benchmark) reuses what is there. The CSV is written first and the JSON last, each atomically, so a JSON
+on disk always has its complete CSV beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from visrec.errors import ConfigError, VisrecError
+from visrec.evaluation.engine import MODES, SPLITS, evaluate
+from visrec.evaluation.results import EvalResult
+
+log = logging.getLogger(__name__)
+
+EVAL_DIR = "eval"
+EXISTING = ("refuse", "reuse", "overwrite")
+
+
+def eval_name(split: str, mode: str, n_negatives: int = 100) -> str:
+    """File stem of one evaluation: ``test-full``, ``validation-tutorial``, ``test-sampled100``."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be 'test' or 'validation', not {split!r}")
+    if mode not in MODES:
+        raise ConfigError(f"unknown evaluation mode {mode!r}; choose from {', '.join(MODES)}")
+    return f"{split}-sampled{n_negatives}" if mode == "sampled" else f"{split}-{mode}"
+
+
+def eval_paths(
+    run_dir: str | Path, split: str, mode: str, n_negatives: int = 100
+) -> tuple[Path, Path]:
+    """(JSON, CSV) paths of one evaluation of ``run_dir``."""
+    stem = Path(run_dir) / EVAL_DIR / eval_name(split, mode, n_negatives)
+    return stem.with_suffix(".json"), stem.with_suffix(".csv")
+
+
+def load_evaluation(
+    run_dir: str | Path, split: str, mode: str = "full", n_negatives: int = 100
+) -> EvalResult:
+    """Read a stored evaluation (means from the JSON, per-user values from the CSV)."""
+    json_path, csv_path = eval_paths(run_dir, split, mode, n_negatives)
+    if not json_path.is_file():
+        raise VisrecError(f"{json_path}: no such evaluation; run `visrec evaluate {run_dir}`")
+    return EvalResult.from_json(json_path, per_user_csv=csv_path)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    split: str = "test",
+    mode: str = "full",
+    n_negatives: int = 100,
+    existing: str = "refuse",
+    run=None,
+    **kwargs,
+) -> EvalResult:
+    """Evaluate the finished run in ``run_dir`` and store the result under ``RUN_DIR/eval/``.
+
+    ``existing`` says what to do when that evaluation is already stored: ``refuse`` (raise, naming the
+    file), ``reuse`` (return it without recomputing) or ``overwrite``. ``run`` may pass an already
+    loaded :class:`visrec.training.run.Run`; other keyword arguments go to :func:`evaluate`.
+    """
+    if existing not in EXISTING:
+        raise ConfigError(f"existing must be one of {', '.join(EXISTING)}, not {existing!r}")
+    json_path, csv_path = eval_paths(run_dir, split, mode, n_negatives)
+    if json_path.is_file() and existing == "reuse":
+        log.info("reusing %s", json_path)
+        return EvalResult.from_json(json_path, per_user_csv=csv_path)
+    if existing == "refuse":
+        for path in (json_path, csv_path):
+            if path.exists():
+                raise VisrecError(f"{path} already holds an evaluation; pass --force to replace it")
+    if run is None:
+        from visrec.training.run import load_run
+
+        run = load_run(run_dir)
+    result = evaluate(
+        run.model.score, run.dataset, split=split, mode=mode, n_negatives=n_negatives, **kwargs
+    )
+    result.meta |= {
+        "model": run.meta.get("model"),
+        "run": str(Path(run_dir).resolve()),
+        "config": run.meta.get("config"),
+    }
+    result.to_csv(csv_path)
+    result.to_json(json_path, per_user=False)
+    return result
