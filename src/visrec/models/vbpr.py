@@ -112,12 +112,8 @@ class VBPR(GradientRecommender):
     features = "pooled"
 
     def _dims(self, dataset: Dataset, features) -> dict:
-        self._features, _ = item_features(features, dataset.items)
-        return {
-            "n_users": dataset.n_users,
-            "n_items": dataset.n_items,
-            "n_features": int(self._features.shape[1]),
-        }
+        n_features = int(item_features(features, dataset.items)[0].shape[1])
+        return {"n_users": dataset.n_users, "n_items": dataset.n_items, "n_features": n_features}
 
     def _build(self, dims: dict) -> nn.Module:
         cfg = self.config
@@ -131,5 +127,4 @@ class VBPR(GradientRecommender):
         )
 
     def _attach(self, module: nn.Module, dataset: Dataset, features) -> None:
-        module.features.copy_(self._features)
-        del self._features
+        module.features.copy_(item_features(features, dataset.items)[0])

@@ -165,8 +165,9 @@ class VisRank(Recommender):
 
     def _truncate(self, indptr: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Keep each user's most recent ``max_profile`` items (all when 0)."""
-        indptr = np.asarray(indptr, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
+        # own, writable copies (the dataset's arrays are read-only)
+        indptr = np.array(indptr, dtype=np.int64)
+        items = np.array(items, dtype=np.int64)
         if self.config.max_profile == 0:
             return indptr, items
         lengths = np.minimum(np.diff(indptr), self.config.max_profile)
