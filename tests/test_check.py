@@ -127,6 +127,12 @@ def test_missing_pieces(tmp_path):
     (folder / "dataset.json").write_text('{"images": "pics", "features": "feats"}')
     report = check_dataset(folder)
     assert {p.kind for p in report.errors} == {"images", "features"}
+    (folder / "feats").mkdir()  # exists but is not a feature store
+    (folder / "dataset.json").write_text('{"features": "feats"}')
+    pytest.importorskip("visrec.features.store")
+    report = check_dataset(folder)
+    assert [p.kind for p in report.errors] == ["features"]
+    assert "feature store is missing" in report.errors[0].message
     (folder / "dataset.json").write_text("{not json")
     assert "manifest" in {p.kind for p in check_dataset(folder).errors}
 

@@ -467,7 +467,10 @@ def test_fetch_wikimedia_embeddings_become_a_feature_store(server, tmp_path):
     assert json.loads((out / "dataset.json").read_text())["features"] == "features"
     card = (out / "CARD.md").read_text()
     assert "feature vectors: 7" in card and "items without features: 1" in card
-    assert check_dataset(out).usable
+    report = check_dataset(out)
+    kinds = [(p.kind, p.ids) for p in report.problems]
+    assert kinds == [("unused-image", ("7",)), ("missing-features", ("7",))]
+    assert report.usable and report.counts["feature vectors"] == 7
 
 
 def test_fetch_ugallery_with_embeddings(server, tmp_path):

@@ -84,7 +84,6 @@ def check_dataset(folder: str | Path, *, decode: bool = True, workers: int = 4) 
     item_ids = _check_interactions(folder, manifest, report)
     item_ids |= _check_items(folder, manifest, report)
     images = _check_images(folder, manifest, report, decode=decode, workers=workers)
-    _check_features(folder, manifest, report)
     if images is not None and item_ids:
         missing = item_ids - set(images)
         if missing:
@@ -104,6 +103,7 @@ def check_dataset(folder: str | Path, *, decode: bool = True, workers: int = 4) 
                 "item (they join the catalogue as never-consumed items)",
                 unused,
             )
+    _check_features(folder, manifest, report, item_ids | set(images or {}))
     return report
 
 
@@ -300,7 +300,26 @@ def _decode_error(path: Path) -> str | None:
     return None
 
 
-def _check_features(folder: Path, manifest: dict, report: CheckReport) -> None:
+def _check_features(folder: Path, manifest: dict, report: CheckReport, item_ids: set[str]) -> None:
+    """A declared feature store must open; items without a vector are listed (a warning)."""
     path = _declared(folder, manifest, "features", None)
-    if path is not None and not path.exists():
+    if path is None:
+        return
+    if not path.exists():
         report.add("features", ERROR, f"dataset.json names features at {path}, which do not exist")
+        return
+    try:
+        from visrec.features.store import FeatureStore
+    except ImportError:
+        return
+    try:
+        store = FeatureStore.open(path)
+    except DataError as exc:
+        report.add("features", ERROR, str(exc))
+        return
+    report.counts["feature vectors"] = len(store)
+    missing = item_ids - {str(i) for i in store.ids}
+    if missing:
+        report.add(
+            "missing-features", WARNING, f"{len(missing)} item(s) have no feature vector", missing
+        )
