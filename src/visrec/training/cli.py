@@ -115,6 +115,9 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
     config = read_config(config_file) | parse_sets(sets)
     data = make_data_spec(**data_kw)
     source = images or features
+    from visrec.distributed import barrier, init_from_env, shutdown
+
+    ctx = init_from_env()
     model = train_run(
         model_name,
         data,
@@ -123,7 +126,12 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
         features=str(source) if source else None,
         resume=resume,
         force=force,
+        dist=ctx,
     )
+    barrier(ctx)
+    shutdown(ctx)
+    if not ctx.is_main:
+        return
     info = model.info.get("training", {})
     click.echo(f"trained {model_name} -> {out}")
     if info:

@@ -97,8 +97,13 @@ def train_run(
     features: str | None = None,
     resume: bool = False,
     force: bool = False,
+    dist=None,
 ) -> Recommender:
-    """Train ``model_name`` on ``data`` into the run directory ``out`` (see module docstring)."""
+    """Train ``model_name`` on ``data`` into the run directory ``out`` (see module docstring).
+
+    ``dist`` (a DistContext, from :func:`visrec.distributed.init_from_env` under torchrun): every rank
+    trains its DDP replica on its own share of triplets; rank 0 alone writes files.
+    """
     out = Path(out)
     cls = get(model_name)
     model = create(model_name, config or {})
@@ -132,20 +137,30 @@ def train_run(
         "started": time.time(),
         "dataset": dataset.summary(),
     }
-    work.mkdir(parents=True, exist_ok=True)
-    write_json(work / RUN_FILE, meta)
+    main = dist is None or dist.is_main
+    if main:
+        work.mkdir(parents=True, exist_ok=True)
+        write_json(work / RUN_FILE, meta)
     began = time.perf_counter()
     options = {"run_dir": work, "resume": resume} if hasattr(model, "module") else {}
+    if dist is not None and dist.active and hasattr(model, "module"):
+        from visrec.distributed import local_device
+
+        if model.config.device == "auto":
+            model.to(local_device())
+        options["dist"] = dist
+        meta["world_size"] = dist.world_size
     model.fit(dataset, feats, **options)
-    model.save(work / "model")
-    meta |= {
-        "status": "finished",
-        "train_seconds": round(time.perf_counter() - began, 2),
-        "info": model.info,
-    }
-    write_json(work / RUN_FILE, meta)
-    if work != out:
-        _swap(work, out)
+    if main:
+        model.save(work / "model")
+        meta |= {
+            "status": "finished",
+            "train_seconds": round(time.perf_counter() - began, 2),
+            "info": model.info,
+        }
+        write_json(work / RUN_FILE, meta)
+        if work != out:
+            _swap(work, out)
     return model
 
 

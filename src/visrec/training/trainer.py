@@ -94,9 +94,10 @@ class Trainer:
         self.stale = 0
 
     # --- the loop ---------------------------------------------------------------------------------
-    def fit(self) -> list[dict]:
+    def setup(self) -> None:
+        """Wrap the module (DDP when distributed) and create the optimiser and the scheduler."""
         module = self.model.module
-        net = self._wrap(module)
+        self.net = self._wrap(module)
         params = [p for p in module.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(
             params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
@@ -104,6 +105,20 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=self.cfg.lr_factor, patience=self.cfg.lr_patience
         )
+
+    def step(self, batch: dict[str, torch.Tensor], where: str = "") -> torch.Tensor:
+        """One optimisation step on a batch (under DDP, gradients are averaged over ranks)."""
+        loss = self._loss(*self.net(batch))
+        if not torch.isfinite(loss):
+            raise TrainingError(f"non-finite loss ({loss.item()}) at {where or 'this step'}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def fit(self) -> list[dict]:
+        module = self.model.module
+        self.setup()
         start = self._restore() + 1 if self.resume else 1
         has_val = self.dataset.validation.nnz > 0
         if not has_val:
@@ -113,7 +128,7 @@ class Trainer:
         for epoch in range(start, self.cfg.epochs + 1):
             if self.stale >= self.cfg.patience > 0 and has_val:
                 break
-            row = self._epoch(net, epoch)
+            row = self._epoch(epoch)
             if has_val:
                 row["val_" + self.cfg.val_metric] = value = self._validate()
                 self.scheduler.step(value)
@@ -139,7 +154,7 @@ class Trainer:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids)
 
-    def _epoch(self, net, epoch: int) -> dict:
+    def _epoch(self, epoch: int) -> dict:
         cfg = self.cfg
         n_total = cfg.triplets_per_epoch or self.dataset.n_train
         n = int(np.ceil(n_total / self.dist.world_size))
@@ -163,15 +178,8 @@ class Trainer:
                     )
                     for k, v in sample.items()
                 }
-                loss = self._loss(*net(batch))
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"non-finite loss ({loss.item()}) at epoch {epoch}, batch {batch_no}"
-                    )
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                total += float(loss.detach())
+                loss = self.step(batch, where=f"epoch {epoch}, batch {batch_no}")
+                total += float(loss)
                 batches += 1
                 if self.on_batch is not None:
                     self.on_batch(epoch, batch_no)

@@ -1,0 +1,59 @@
+"""DDP on 2 gloo CPU processes gives exactly the single-process result (marked `distributed`)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from visrec.models import create
+from visrec.training.trainer import DistContext, Trainer
+
+pytestmark = pytest.mark.distributed
+
+
+def _model_and_batch(dataset, name):
+    model = create(name, {"factors": 8, "seed": 1, "device": "cpu", "epochs": 1})
+    model.info["dims"] = model._dims(dataset, None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model.module = model._build(model.info["dims"])
+    sample = model.sample(dataset, 64, np.random.default_rng(0))
+    return model, {k: torch.from_numpy(v) for k, v in sample.items()}
+
+
+def _worker(rank, world, init_file, dataset, name, out):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
+    )
+    model, batch = _model_and_batch(dataset, name)
+    local = {k: v.chunk(world)[rank] for k, v in batch.items()}
+    trainer = Trainer(model, dataset, dist=DistContext(rank, world))
+    trainer.setup()
+    for _ in range(2):
+        trainer.step(local)
+    if rank == 0:
+        torch.save({k: v.clone() for k, v in model.module.state_dict().items()}, out)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize("name", ["bpr"])
+def test_ddp_steps_equal_single_process_steps(demo_dataset, tmp_path, name):
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_worker, args=(2, str(tmp_path / "init"), demo_dataset, name, str(out)), nprocs=2)
+    model, batch = _model_and_batch(demo_dataset, name)
+    trainer = Trainer(model, demo_dataset)
+    trainer.setup()
+    for _ in range(2):
+        trainer.step(batch)
+    ddp = torch.load(out, weights_only=True)
+    for key, value in model.module.state_dict().items():
+        assert torch.allclose(ddp[key], value, atol=1e-6), key
+    # and the steps really changed the parameters
+    fresh, _ = _model_and_batch(demo_dataset, name)
+    assert not torch.allclose(fresh.module.state_dict()["user.weight"], ddp["user.weight"])
