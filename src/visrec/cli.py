@@ -14,9 +14,12 @@ from visrec.errors import VisrecError
 # (module, attribute) of every command; imported lazily so `visrec --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("visrec.data.cli", "data_group"),
+    "extract": ("visrec.features.cli", "extract_cmd"),
+    "features": ("visrec.features.cli", "features_group"),
     "train": ("visrec.training.cli", "train_cmd"),
     "models": ("visrec.training.cli", "models_cmd"),
     "evaluate": ("visrec.evaluation.cli", "evaluate_cmd"),
+    "benchmark": ("visrec.benchmark.cli", "benchmark_cmd"),
 }
 
 

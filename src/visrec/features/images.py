@@ -100,28 +100,33 @@ def _open(path: Path) -> Image.Image:
 
 
 def _draft(image: Image.Image, *, max_side: int | None, min_side: int | None) -> None:
-    """Pick the largest JPEG DCT scale that keeps the requested size and the pixel limit."""
+    """Pick the largest JPEG DCT scale that keeps the requested size (and Pillow's pixel limit)."""
     if image.format != "JPEG":
         return
     width, height = image.size
     limit = Image.MAX_IMAGE_PIXELS or math.inf
     chosen = 1
-    for scale in _DRAFT_SCALES:
-        w, h = math.ceil(width / scale), math.ceil(height / scale)
-        if min_side is not None and min(w, h) < min_side:
-            continue
-        if min_side is None and max_side is not None and max(w, h) < max_side:
-            continue
-        if min_side is None and max_side is None and w * h > limit:
-            continue
-        chosen = scale
-        break
-    if chosen == 1 and width * height > limit:
-        chosen = 8  # a huge JPEG: decode small rather than refuse
-    if chosen > 1:
-        image.draft(
-            image.mode if image.mode in ("RGB", "L") else None, (width // chosen, height // chosen)
+    if min_side is None and max_side is None:  # full size, unless that exceeds the pixel limit
+        chosen = next(
+            (s for s in (1, 2, 4, 8) if _scaled(width, s) * _scaled(height, s) <= limit), 8
         )
+    else:
+        for scale in _DRAFT_SCALES:
+            w, h = _scaled(width, scale), _scaled(height, scale)
+            if (min_side is None or min(w, h) >= min_side) and (
+                max_side is None or min_side is not None or max(w, h) >= max_side
+            ):
+                chosen = scale
+                break
+        while chosen < 8 and _scaled(width, chosen) * _scaled(height, chosen) > 2 * limit:
+            chosen *= 2  # a huge JPEG: decode smaller rather than refuse
+    if chosen > 1:
+        mode = image.mode if image.mode in ("RGB", "L") else None
+        image.draft(mode, (_scaled(width, chosen), _scaled(height, chosen)))
+
+
+def _scaled(size: int, scale: int) -> int:
+    return math.ceil(size / scale)
 
 
 def _check_pixels(image: Image.Image, path: Path) -> None:
@@ -166,13 +171,13 @@ def center_crop_resize(image: Image.Image, resize: int, crop: int) -> np.ndarray
     ``Resize(resize)`` + ``CenterCrop(crop)``, one interpolation pass). Returns uint8 HWC.
     """
     width, height = image.size
-    scale = resize / min(width, height)
-    box_w, box_h = crop / scale, crop / scale
-    left, top = (width - box_w) / 2, (height - box_h) / 2
-    out = image.resize(
-        (crop, crop),
-        Image.Resampling.BILINEAR,
-        box=(left, top, left + box_w, top + box_h),
-        reducing_gap=3.0,
-    )
+    # torchvision's Resize: shorter side -> resize, longer side truncated; CenterCrop rounds the offset.
+    if width <= height:
+        new_w, new_h = resize, int(resize * height / width)
+    else:
+        new_w, new_h = int(resize * width / height), resize
+    left, top = round((new_w - crop) / 2), round((new_h - crop) / 2)
+    sx, sy = width / new_w, height / new_h
+    box = (left * sx, top * sy, (left + crop) * sx, (top + crop) * sy)
+    out = image.resize((crop, crop), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0)
     return np.asarray(out, dtype=np.uint8)
