@@ -26,7 +26,7 @@ def random_dataset(
     rng = np.random.default_rng(seed)
     rows = []
     for u in range(n_users):
-        count = int(rng.integers(3, 21))
+        count = int(rng.integers(3, min(21, n_items + 1)))
         items = rng.choice(n_items, size=count, replace=False)
         times = rng.integers(0, 5, size=count)
         rows += [

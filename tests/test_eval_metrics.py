@@ -153,3 +153,11 @@ def test_user_with_every_item_consumed_is_skipped_and_user_without_targets_not_c
         evaluated = set(res.per_user["user_id"])
         assert "once" not in evaluated and "ok" in evaluated
         assert all(np.isfinite(v) for v in res.means.values())
+
+
+def test_ties_across_the_cut_off_are_counted_as_written():
+    # two truth items tied at the top share the rank 0.5: both are "< 1", so P@1 = 2 (DESIGN.md formulas)
+    ranks = arr([0.5, 0.5])
+    assert metrics.precision_at(ranks, 1).tolist() == [2.0]
+    assert metrics.recall_at(ranks, 1).tolist() == [1.0]
+    assert metrics.reciprocal_rank(ranks).tolist() == [1 / 1.5]

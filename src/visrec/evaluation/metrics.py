@@ -14,8 +14,13 @@ so ranks are multiples of 0.5. Definitions (visrec's DESIGN.md, "Evaluation prot
 The ``tutorial_*`` functions reproduce the IUI 2021 VisRec tutorial notebooks, whose AUC is normalised by
 the whole inventory and whose nDCG is normalised by the number of hits (see docs/evaluation.md).
 
-Sums over a user's truth items use ``np.cumsum`` (sequential), so a user's value never depends on how much
-NaN padding its row carries, i.e. on which other users share its evaluation block.
+Sums over a user's truth items are sequential (``np.cumsum``) in ascending rank order, so a user's value
+never depends on the order of its truth items or on how much NaN padding its row carries (i.e. on which
+other users share its evaluation block): results are bit-identical for any block size.
+
+With tied scores the tie-averaged ranks are fractional, and truth items tied across the cut-off can all
+fall below k: #{r < k} may then exceed k, so P@k and nDCG@k can exceed 1 for scorers that tie truth items
+near the top (the formulas are applied as written; continuous scores never tie).
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ def auc(negatives_above: np.ndarray, n_negatives: np.ndarray) -> np.ndarray:
 
 def reciprocal_rank(ranks: np.ndarray) -> np.ndarray:
     """RR = 1 / (best rank + 1)."""
+    if ranks.shape[1] == 0:
+        return np.full(ranks.shape[0], np.nan)
     return 1.0 / (np.nanmin(ranks, axis=1) + 1.0)
 
 
@@ -73,7 +80,12 @@ def recall_at(ranks: np.ndarray, k: int) -> np.ndarray:
 
 
 def dcg_at(ranks: np.ndarray, k: int) -> np.ndarray:
-    """Sum over truth items with rank < k of 1 / log2(rank + 2)."""
+    """Sum over truth items with rank < k of 1 / log2(rank + 2).
+
+    Gains are added in ascending rank order, so the value depends only on the set of ranks, not on the
+    order of the truth items (item indices) or on the row's padding.
+    """
+    ranks = np.sort(ranks, axis=1)  # NaN pads go last
     with np.errstate(invalid="ignore"):
         gains = np.where(ranks < k, 1.0 / np.log2(np.nan_to_num(ranks) + 2.0), 0.0)
     return _row_sum(gains)

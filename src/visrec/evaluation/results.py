@@ -100,15 +100,14 @@ class EvalResult:
             table = pd.read_csv(per_user_csv, dtype={"user_id": str})
         elif "per_user" in data:
             table = pd.DataFrame(data["per_user"])
-            table["user_id"] = table["user_id"].astype(str)
         else:
-            table = pd.DataFrame(columns=[*ID_COLUMNS, *data["means"]])
+            table = pd.DataFrame({c: [] for c in [*ID_COLUMNS, *data["means"]]})
         return cls(
             mode=data["mode"],
             split=data["split"],
             ks=tuple(data["ks"]),
             means=data["means"],
-            per_user=table,
+            per_user=_typed(table),
             skipped=list(data["skipped"]),
             meta=data.get("meta", {}),
         )
@@ -141,10 +140,23 @@ class EvalResult:
             split=first.split,
             ks=first.ks,
             means=means_of(table, list(first.means)),
-            per_user=table,
+            per_user=_typed(table),
             skipped=skipped,
             meta=dict(first.meta),
         )
+
+
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    """Column types of the per-user table (ids str, counts int64, ranks and metrics float64)."""
+    types = {c: np.float64 for c in table.columns}
+    types.update(
+        user_id=str,
+        user_idx=np.int64,
+        profile_size=np.int64,
+        n_targets=np.int64,
+        n_candidates=np.int64,
+    )
+    return table.astype({c: t for c, t in types.items() if c in table.columns})
 
 
 def build_table(columns: dict[str, np.ndarray]) -> pd.DataFrame:
