@@ -58,7 +58,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     pairs = {}
     for value in values:
         key, sep, rest = value.partition("=")
-        if option == "--from-file" and not sep:
+        if option == "--from-file" and (not sep or "/" in key or "\\" in key):
             key, rest = "", value
         elif not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint=option)
