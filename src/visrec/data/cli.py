@@ -59,7 +59,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     for value in values:
         key, sep, rest = value.partition("=")
         if option == "--from-file" and (not sep or "/" in key or "\\" in key):
-            key, rest = "", value
+            key, rest = Path(value).name, value  # matched to a part by its file name
         elif not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint=option)
         pairs[key.strip()] = rest

@@ -149,7 +149,7 @@ def match_from_files(recipe: Recipe, given: dict[str, str | Path]) -> dict[str, 
     for label, path in given.items():
         path = Path(path)
         key = label if label in keys else by_name.get(label) or by_name.get(path.name)
-        if key is None and label == "" and len(required) == 1:
+        if key is None and label in ("", path.name) and len(required) == 1:
             key = required[0]
         if key is None:
             choices = ", ".join(f"{p.key} ({p.filename})" for p in recipe.parts)
