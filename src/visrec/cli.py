@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("visrec.features.cli", "features_group"),
     "train": ("visrec.training.cli", "train_cmd"),
     "models": ("visrec.training.cli", "models_cmd"),
+    "recommend": ("visrec.serving.cli", "recommend_cmd"),
+    "similar": ("visrec.serving.cli", "similar_cmd"),
     "evaluate": ("visrec.evaluation.cli", "evaluate_cmd"),
     "benchmark": ("visrec.benchmark.cli", "benchmark_cmd"),
 }

@@ -1,0 +1,89 @@
+"""``visrec recommend`` and ``visrec similar``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from visrec.errors import ConfigError, DataError
+from visrec.serving.topk import recommend_profile, recommend_users, similar_items
+
+
+def _image_paths(run) -> dict:
+    source_images = None
+    try:
+        from visrec.data.loaders import open_dataset
+
+        source_images = open_dataset(run.data.path).image_paths
+    except (DataError, FileNotFoundError):
+        pass
+    return source_images or {}
+
+
+def _print(rows: list[dict], as_json: bool, header: str) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(header)
+    for row in rows:
+        click.echo(
+            f"{row['rank']:>4}  {row['item_id']:<16} {row['score']:>12.5f}  {row.get('image') or ''}"
+        )
+
+
+@click.command("recommend")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--user", "user_id", default=None, help="A known user's id.")
+@click.option(
+    "--items", "item_ids", default=None, help="A new user's profile: item ids, comma-separated."
+)
+@click.option("-k", "k", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--include-consumed", is_flag=True, help="Do not exclude the user's consumed items.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def recommend_cmd(run_dir, user_id, item_ids, k, include_consumed, as_json):
+    """Top-k recommendations of a trained run for a user (--user) or a new profile (--items)."""
+    from visrec.training.run import load_run
+
+    if (user_id is None) == (item_ids is None):
+        raise click.UsageError("give exactly one of --user ID or --items ID,ID,...")
+    run = load_run(run_dir)
+    model = run.model
+    if user_id is not None:
+        user_idx = model.users.index(user_id)
+        rec = recommend_users(
+            model, run.dataset, [user_idx], k, exclude_consumed=not include_consumed
+        )[0]
+        header = f"top {k} for user {user_id} ({run.meta['model']})"
+    else:
+        ids = [i.strip() for i in item_ids.split(",") if i.strip()]
+        if not model.profile_based:
+            raise ConfigError(
+                f"{run.meta['model']} cannot serve a new profile: use a profile-based "
+                "model (visrank, curatornet, acf, pop)"
+            )
+        rec = recommend_profile(
+            model, model.items.indices(ids), k, exclude_consumed=not include_consumed
+        )
+        header = f"top {k} for a new user with {len(ids)} items ({run.meta['model']})"
+    rows = rec.to_rows(model.items.ids)
+    images = _image_paths(run)
+    for row in rows:
+        path = images.get(row["item_id"])
+        row["image"] = str(path) if path else None
+    _print(rows, as_json, header)
+
+
+@click.command("similar")
+@click.argument("store_path", metavar="STORE", type=click.Path(exists=True, path_type=Path))
+@click.option("--item", "item_id", required=True, help="The item whose visual neighbours to list.")
+@click.option("-k", "k", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def similar_cmd(store_path, item_id, k, as_json):
+    """The k items whose features are most cosine-similar to --item (VisRank-style)."""
+    from visrec.features import FeatureStore
+
+    store = FeatureStore.open(store_path)
+    rec = similar_items(store.array, store.vocab.index(item_id), k)
+    _print(rec.to_rows(store.ids), as_json, f"top {k} visually similar to {item_id}")
