@@ -296,7 +296,8 @@ def _fetch(name: str, server: Server, tmp_path: Path, **kwargs) -> Path:
 
 
 def test_fetch_wikimedia_through_a_confirmation_page_and_a_drop(server, tmp_path):
-    server.routes["/wikimedia_recsys.zip"] = Route(_wikimedia_zip(), confirm="form", drops=1)
+    archive = _wikimedia_zip()
+    server.routes["/wikimedia_recsys.zip"] = Route(archive, confirm="form", drops=1)
     out = _fetch("wikimedia", server, tmp_path, embeddings=False)
     frame = pd.read_csv(out / "interactions.csv", dtype={"item_id": str})
     test_rows = frame[frame["evaluation"]]
@@ -310,7 +311,7 @@ def test_fetch_wikimedia_through_a_confirmation_page_and_a_drop(server, tmp_path
     assert json.loads((out / "dataset.json").read_text())["images"] == "images"
     card = (out / "CARD.md").read_text()
     assert "test interactions: 3" in card and "images: 8" in card and "Parra" in card
-    digest = hashlib.sha256(_wikimedia_zip()).hexdigest()
+    digest = hashlib.sha256(archive).hexdigest()
     assert digest in card
     dataset = open_dataset(out).build(SplitSpec(method="given"))
     assert dataset.test.nnz == 3 and dataset.n_items == 8
