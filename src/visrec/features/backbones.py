@@ -123,7 +123,14 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def _load_weights_file(model: nn.Module, path: str, head: str | None) -> str:
     """Load ``path`` into ``model``; keys of the classifier ``head`` may be absent. Returns a descriptor."""
     state = load_state_dict_file(path)
-    result = model.load_state_dict(state, strict=False)
+    if (
+        head
+    ):  # the classifier is cut off anyway; its shape may differ (e.g. fine-tuned on 10 classes)
+        state = {k: v for k, v in state.items() if not k.startswith(head + ".")}
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise DataError(f"state dict does not fit the backbone: {exc}", path=path) from None
     missing = [k for k in result.missing_keys if not (head and k.startswith(head + "."))]
     if missing or result.unexpected_keys:
         raise DataError(
