@@ -32,6 +32,31 @@ def is_consumed(keys: np.ndarray, n_items: int, users: np.ndarray, items: np.nda
     return keys[pos] == query
 
 
+BITMAP_MAX_CELLS = 1 << 30
+"""Up to this many (user, item) cells, negatives are checked in a packed bitmap (<= 128 MiB, ~10x
+faster than the binary search in :func:`is_consumed`); larger matrices fall back to the search."""
+
+
+def consumed_bitmap(keys: np.ndarray, n_cells: int) -> np.ndarray:
+    """Packed bitmap (little bit order) of the cells ``keys`` among ``n_cells``."""
+    bitmap = np.zeros((n_cells + 7) // 8, dtype=np.uint8)
+    np.bitwise_or.at(bitmap, keys >> 3, np.left_shift(1, keys & 7).astype(np.uint8))
+    return bitmap
+
+
+def _membership(keys: np.ndarray, n_users: int, n_items: int):
+    """``member(users, items) -> bool array``: bitmap lookup when small enough, else binary search."""
+    if n_users * n_items > BITMAP_MAX_CELLS:
+        return lambda users, items: is_consumed(keys, n_items, users, items)
+    bitmap = consumed_bitmap(keys, n_users * n_items)
+
+    def member(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        query = users.astype(np.int64) * n_items + items
+        return ((bitmap[query >> 3] >> (query & 7).astype(np.uint8)) & 1).astype(bool)
+
+    return member
+
+
 def sample_negatives(
     train: sp.csr_matrix,
     users: np.ndarray,
@@ -45,12 +70,13 @@ def sample_negatives(
     if full.any():
         raise DataError(f"user index {int(users[full][0])} consumed every item: no negative exists")
     keys = consumed_keys(train) if keys is None else keys
+    member = _membership(keys, train.shape[0], n_items)
     rows = np.repeat(users, k)
     neg = rng.integers(0, n_items, len(rows))
-    bad = np.flatnonzero(is_consumed(keys, n_items, rows, neg))
+    bad = np.flatnonzero(member(rows, neg))
     while len(bad):
         neg[bad] = rng.integers(0, n_items, len(bad))
-        bad = bad[is_consumed(keys, n_items, rows[bad], neg[bad])]
+        bad = bad[member(rows[bad], neg[bad])]
     return neg.reshape(len(users), k)
 
 
