@@ -188,6 +188,8 @@ def test_bad_scores_and_arguments_are_reported(ds):
     table[3, 5] = np.nan
     with pytest.raises(VisrecError, match="NaN scores"):
         evaluate(table_scorer(table), ds, split="test", users=np.array([3]))
+    table[3, 5], table[3, 6], table[3, 7] = np.inf, -np.inf, -np.inf  # a NaN row sum, but no NaN
+    assert evaluate(table_scorer(table), ds, split="test", users=np.array([3])).n_users == 1
     with pytest.raises(VisrecError, match="shape"):
         evaluate(lambda u: torch.zeros(len(u), 3), ds, split="test")
     with pytest.raises(ConfigError, match="mode"):

@@ -32,8 +32,12 @@ from visrec.evaluation.runs import eval_paths, evaluate_run
 @click.option("--force", is_flag=True, help="Replace an earlier evaluation of the same kind.")
 def evaluate_cmd(run_dir, split, mode, negatives, block_size, seed, force):
     """Evaluate the run in RUN_DIR; write RUN_DIR/eval/<split>-<mode>.json (means) and .csv (per user)."""
+    from visrec.distributed import init_from_env, shutdown
+
+    ctx = init_from_env()  # under torchrun: users split across ranks, rank 0 writes
     result = evaluate_run(
         run_dir,
+        dist=ctx,
         split=split,
         mode=mode,
         n_negatives=negatives,
@@ -41,6 +45,9 @@ def evaluate_cmd(run_dir, split, mode, negatives, block_size, seed, force):
         block_size=block_size,
         seed=seed,
     )
+    shutdown(ctx)
+    if not ctx.is_main:
+        return
     json_path, csv_path = eval_paths(run_dir, split, mode, negatives)
     click.echo(result.summary())
     if result.skipped:

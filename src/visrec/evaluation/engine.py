@@ -181,13 +181,17 @@ def _score(scorer: Scorer, block: np.ndarray, dataset: Dataset, device) -> torch
         scores = scores.to(device)
     if not scores.is_floating_point():
         scores = scores.double()
-    bad = torch.isnan(scores).any(dim=1)
-    if bool(bad.any()):
-        users = dataset.users.ids_of(block[bad.cpu().numpy()])
-        raise VisrecError(
-            f"the scorer returned NaN scores for {len(users)} users, e.g. "
-            f"{users[:5].tolist()}; scores must be numbers (-inf is allowed)"
-        )
+    # one cheap reduction first: a row sum is NaN iff the row holds a NaN (or both +inf and -inf)
+    suspect = torch.isnan(scores.sum(dim=1))
+    if bool(suspect.any()):
+        bad = torch.zeros_like(suspect)
+        bad[suspect] = torch.isnan(scores[suspect]).any(dim=1)
+        if bool(bad.any()):
+            users = dataset.users.ids_of(block[bad.cpu().numpy()])
+            raise VisrecError(
+                f"the scorer returned NaN scores for {len(users)} users, e.g. "
+                f"{users[:5].tolist()}; scores must be numbers (-inf is allowed)"
+            )
     return scores
 
 
@@ -201,7 +205,8 @@ def _block_ranks(scores, block, mode, targets, history, n_items, n_negatives, se
     else:
         last = window if mode == "tutorial" else None
         excluded = torch.from_numpy(history.rows(block, last=last)).to(dev)
-        reference = exclude(scores, excluded)
+        reference, n_candidates = exclude(scores, excluded)
+        return rank_block(reference, truth, n_candidates=n_candidates)
     return rank_block(reference, truth)
 
 

@@ -48,8 +48,8 @@ def _counts_by_comparison(
     equal = torch.zeros(shape, dtype=torch.int64, device=queries.device)
     for j in range(shape[1]):
         column = queries[:, j : j + 1]
-        greater[:, j] = torch.count_nonzero(reference > column, dim=1)
-        equal[:, j] = torch.count_nonzero(reference == column, dim=1)
+        greater[:, j] = torch.sum(reference > column, dim=1, dtype=torch.int32)
+        equal[:, j] = torch.sum(reference == column, dim=1, dtype=torch.int32)
     return greater, equal
 
 
@@ -92,18 +92,24 @@ def gather_padded(scores: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
 
 
 def rank_block(
-    reference: torch.Tensor, truth_scores: torch.Tensor, *, method: str = "auto"
+    reference: torch.Tensor,
+    truth_scores: torch.Tensor,
+    *,
+    n_candidates: torch.Tensor | None = None,
+    method: str = "auto",
 ) -> BlockRanks:
     """Ranks of ``truth_scores`` (NaN-padded ``(B, t)``) among the non-NaN entries of ``reference``.
 
-    Every truth item must itself be a (non-NaN) entry of ``reference``.
+    Every truth item must itself be a (non-NaN) entry of ``reference``. ``n_candidates`` (the number of
+    non-NaN entries per row) is counted when not given.
     """
     pad = torch.isnan(truth_scores)
     greater, equal = tie_counts(reference, truth_scores, method=method)
     t_greater, t_equal = tie_counts(truth_scores, truth_scores, method=method)
     ranks = greater.double() + 0.5 * (equal.double() - 1.0)
     within = t_greater.double() + 0.5 * (t_equal.double() - 1.0)
-    n_candidates = (~torch.isnan(reference)).sum(dim=1)
+    if n_candidates is None:
+        n_candidates = (~torch.isnan(reference)).sum(dim=1)
     n_truth = (~pad).sum(dim=1)
     ranks = ranks.masked_fill(pad, torch.nan)
     above = (ranks - within).masked_fill(pad, torch.nan)
@@ -115,9 +121,11 @@ def rank_block(
     )
 
 
-def exclude(scores: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """A copy of ``scores`` with ``scores[b, items[b, j]]`` set to NaN (absent) for every non-pad item."""
+def exclude(scores: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A copy of ``scores`` with ``scores[b, items[b, j]]`` set to NaN (absent) for every non-pad item,
+    and the number of candidates left per row (``items`` rows must not repeat an item)."""
     reference = scores.clone()
-    rows, cols = torch.nonzero(items >= 0, as_tuple=True)
+    keep = items >= 0
+    rows, cols = torch.nonzero(keep, as_tuple=True)
     reference[rows, items[rows, cols]] = torch.nan
-    return reference
+    return reference, scores.shape[1] - keep.sum(dim=1)

@@ -57,13 +57,16 @@ def evaluate_run(
     n_negatives: int = 100,
     existing: str = "refuse",
     run=None,
+    dist=None,
     **kwargs,
 ) -> EvalResult:
     """Evaluate the finished run in ``run_dir`` and store the result under ``RUN_DIR/eval/``.
 
     ``existing`` says what to do when that evaluation is already stored: ``refuse`` (raise, naming the
     file), ``reuse`` (return it without recomputing) or ``overwrite``. ``run`` may pass an already
-    loaded :class:`visrec.training.run.Run`; other keyword arguments go to :func:`evaluate`.
+    loaded :class:`visrec.training.run.Run`; ``dist`` (a DistContext under torchrun) splits the users
+    across ranks (:func:`visrec.evaluation.distributed.evaluate_sharded`); other keyword arguments go
+    to :func:`evaluate`.
     """
     if existing not in EXISTING:
         raise ConfigError(f"existing must be one of {', '.join(EXISTING)}, not {existing!r}")
@@ -79,14 +82,21 @@ def evaluate_run(
         from visrec.training.run import load_run
 
         run = load_run(run_dir)
-    result = evaluate(
-        run.model.score, run.dataset, split=split, mode=mode, n_negatives=n_negatives, **kwargs
-    )
+    if dist is not None and dist.active:  # under torchrun: user shards, merged on every rank
+        from visrec.evaluation.distributed import evaluate_sharded
+
+        kwargs = {"mode": mode, "n_negatives": n_negatives, **kwargs}
+        result = evaluate_sharded(run.model.score, run.dataset, split, dist, **kwargs)
+    else:
+        result = evaluate(
+            run.model.score, run.dataset, split=split, mode=mode, n_negatives=n_negatives, **kwargs
+        )
     result.meta |= {
         "model": run.meta.get("model"),
         "run": str(Path(run_dir).resolve()),
         "config": run.meta.get("config"),
     }
-    result.to_csv(csv_path)
-    result.to_json(json_path, per_user=False)
+    if dist is None or dist.is_main:  # rank 0 writes
+        result.to_csv(csv_path)
+        result.to_json(json_path, per_user=False)
     return result
