@@ -74,8 +74,8 @@ class ACFConfig(TrainConfig):
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Softmax over ``dim`` restricted to ``mask``: masked entries get exactly 0, an all-masked slice
-    gives all zeros (not NaN)."""
-    logits = logits.masked_fill(~mask, float("-inf"))
+    gives all zeros (not NaN). Computed in float32 (safe under fp16/bf16 autocast)."""
+    logits = logits.float().masked_fill(~mask, float("-inf"))
     top = logits.amax(dim, keepdim=True).detach().clamp_min(-1e30)
     weights = torch.exp(logits - top)
     return weights / weights.sum(dim, keepdim=True).clamp_min(1e-30)
