@@ -1,0 +1,68 @@
+"""`visrec evaluate RUN_DIR`: stored metrics and per-user values, never silently overwritten."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from visrec.cli import main
+from visrec.errors import VisrecError
+from visrec.evaluation import evaluate
+from visrec.evaluation.runs import eval_paths, evaluate_run, load_evaluation
+from visrec.training.run import DataSpec, load_run, train_run
+
+
+@pytest.fixture(scope="module")
+def pop_run(demo_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("evalcli") / "pop"
+    train_run("pop", DataSpec(str(demo_dir)), out)
+    return out
+
+
+def test_evaluate_writes_means_and_per_user_values(pop_run, capsys):
+    assert main(["evaluate", str(pop_run)]) == 0
+    json_path, csv_path = eval_paths(pop_run, "test", "full")
+    assert json_path.name == "test-full.json" and csv_path.name == "test-full.csv"
+    stored = json.loads(json_path.read_text())
+    run = load_run(pop_run)
+    direct = evaluate(run.model.score, run.dataset, split="test")
+    assert stored["means"] == pytest.approx(direct.means)
+    assert stored["meta"]["model"] == "pop" and stored["split"] == "test"
+    table = pd.read_csv(csv_path, dtype={"user_id": str})
+    assert len(table) == direct.n_users
+    assert table["AUC"].mean() == pytest.approx(direct.means["AUC"])
+    assert "wrote" in capsys.readouterr().out
+    again = load_evaluation(pop_run, "test")
+    assert again.means == pytest.approx(direct.means) and again.n_users == direct.n_users
+
+
+def test_an_earlier_evaluation_is_refused_then_replaced_with_force(pop_run, capsys):
+    evaluate_run(pop_run, split="validation", existing="overwrite")
+    json_path, _ = eval_paths(pop_run, "validation", "full")
+    before = json_path.read_text()
+    capsys.readouterr()
+    assert main(["evaluate", str(pop_run), "--split", "validation"]) == 2
+    err = capsys.readouterr().err
+    assert str(json_path) in err and "--force" in err
+    assert json_path.read_text() == before
+    assert main(["evaluate", str(pop_run), "--split", "validation", "--force"]) == 0
+    assert json.loads(json_path.read_text())["split"] == "validation"
+
+
+def test_sampled_and_tutorial_modes_have_their_own_files(pop_run):
+    assert main(["evaluate", str(pop_run), "--mode", "sampled", "--negatives", "10"]) == 0
+    assert main(["evaluate", str(pop_run), "--mode", "tutorial"]) == 0
+    sampled = json.loads((pop_run / "eval" / "test-sampled10.json").read_text())
+    assert sampled["mode"] == "sampled@10" and "AUC[sampled@10]" in sampled["means"]
+    assert json.loads((pop_run / "eval" / "test-tutorial.json").read_text())["mode"] == "tutorial"
+
+
+def test_not_a_run_and_unfinished_runs_are_clear_errors(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "no run.json" in capsys.readouterr().err
+    (tmp_path / "run.json").write_text(json.dumps({"status": "running"}))
+    with pytest.raises(VisrecError, match="has not finished"):
+        evaluate_run(tmp_path)
+    assert not (tmp_path / "eval").exists()
