@@ -102,12 +102,17 @@ def extract_cmd(
     Unreadable images are skipped and listed in OUT/report.json and OUT/failed.csv, as are items of
     the interactions without an image (when IMAGES is a dataset folder).
     """
-    from visrec.features.extract import extract_features
+    from visrec.distributed import init_from_env, local_device, shutdown
+    from visrec.features.sharded import extract_sharded
 
     paths, items = _images_and_items(images)
-    store = extract_features(
+    ctx = init_from_env()  # under torchrun: one image shard per rank, merged by rank 0
+    if ctx.active and device is None:
+        device = local_device()
+    store = extract_sharded(
         paths,
         out,
+        ctx,
         items=items,
         backbone=backbone,
         layer=layer,
@@ -123,6 +128,9 @@ def extract_cmd(
         overwrite=overwrite,
         progress=progress,
     )
+    shutdown(ctx)
+    if not ctx.is_main:
+        return
     report = store.report
     click.echo(
         f"{out}: {len(store)} items, shape {tuple(store.array.shape)} {store.array.dtype}, "
