@@ -25,7 +25,7 @@ from visrec.data import Dataset
 from visrec.errors import ConfigError, VisrecError
 from visrec.evaluation import candidates as cand
 from visrec.evaluation import metrics
-from visrec.evaluation.ranking import BlockRanks, exclude, gather_padded, rank_block
+from visrec.evaluation.ranking import BlockRanks, gather_padded, rank_block
 from visrec.evaluation.results import EvalResult, build_table, means_of, metric_key
 
 log = logging.getLogger(__name__)
@@ -205,8 +205,7 @@ def _block_ranks(scores, block, mode, targets, history, n_items, n_negatives, se
     else:
         last = window if mode == "tutorial" else None
         excluded = torch.from_numpy(history.rows(block, last=last)).to(dev)
-        reference, n_candidates = exclude(scores, excluded)
-        return rank_block(reference, truth, n_candidates=n_candidates)
+        return rank_block(scores, truth, excluded=gather_padded(scores, excluded))
     return rank_block(reference, truth)
 
 

@@ -1,15 +1,17 @@
 """Batched, exact, tie-aware ranks of truth items for a block of users (CPU or CUDA, one code path).
 
-A block's scores ``(B, n_items)`` become a *reference* matrix in which every non-candidate entry is NaN
-(consumed items in full mode, the profile window in tutorial mode, everything but truth + sampled
-negatives in sampled mode). NaN is the "absent" marker because it compares False with everything: a
-scorer's own ``-inf`` scores stay ordinary, lowest-possible candidate scores that tie with each other.
-
 The rank of a truth item t with score s is ``#{candidates > s} + (#{candidates == s} - 1) / 2`` (the -1
-removes t itself). Whole rows are never sorted when a block's truth sets are small: each truth column is
-compared against the block (``B x n_items`` booleans at a time, so memory is bounded by the block size);
-blocks with large truth sets sort each row once and use binary search. Both give the same integer counts,
-so results do not depend on the block size or on the path taken.
+removes t itself). In full and tutorial mode the candidates are all items minus an *excluded* set (the
+consumed history, or its last-10 window): the counts are taken over the whole score row and the counts over
+the (small) excluded set are subtracted, which is the same as masking the excluded items but needs no copy
+of the block. In sampled mode the reference is the gathered ``truth + negatives`` matrix with NaN pads.
+NaN is the "absent" marker because it compares False with everything: a scorer's own ``-inf`` scores stay
+ordinary, lowest-possible candidate scores that tie with each other (NaN scores are rejected upstream).
+
+Whole rows are never sorted when a block's truth sets are small: each truth column is compared against the
+block (``B x n_items`` booleans at a time, so memory is bounded by the block size); blocks with large truth
+sets sort each row once and use binary search. Both give the same integer counts, so results do not depend
+on the block size or on the path taken.
 """
 
 from __future__ import annotations
@@ -95,21 +97,26 @@ def rank_block(
     reference: torch.Tensor,
     truth_scores: torch.Tensor,
     *,
-    n_candidates: torch.Tensor | None = None,
+    excluded: torch.Tensor | None = None,
     method: str = "auto",
 ) -> BlockRanks:
-    """Ranks of ``truth_scores`` (NaN-padded ``(B, t)``) among the non-NaN entries of ``reference``.
+    """Ranks of ``truth_scores`` (NaN-padded ``(B, t)``) among the candidates of each row.
 
-    Every truth item must itself be a (non-NaN) entry of ``reference``. ``n_candidates`` (the number of
-    non-NaN entries per row) is counted when not given.
+    Candidates are the non-NaN entries of ``reference``; or, when ``excluded`` is given, every entry of
+    ``reference`` (then a full score row without NaN) minus the excluded ones, given by their scores
+    (NaN-padded ``(B, h)``, each item at most once per row). Every truth item must be a candidate.
     """
     pad = torch.isnan(truth_scores)
     greater, equal = tie_counts(reference, truth_scores, method=method)
+    if excluded is None:
+        n_candidates = (~torch.isnan(reference)).sum(dim=1)
+    else:
+        x_greater, x_equal = tie_counts(excluded, truth_scores, method=method)
+        greater, equal = greater - x_greater, equal - x_equal
+        n_candidates = reference.shape[1] - (~torch.isnan(excluded)).sum(dim=1)
     t_greater, t_equal = tie_counts(truth_scores, truth_scores, method=method)
     ranks = greater.double() + 0.5 * (equal.double() - 1.0)
     within = t_greater.double() + 0.5 * (t_equal.double() - 1.0)
-    if n_candidates is None:
-        n_candidates = (~torch.isnan(reference)).sum(dim=1)
     n_truth = (~pad).sum(dim=1)
     ranks = ranks.masked_fill(pad, torch.nan)
     above = (ranks - within).masked_fill(pad, torch.nan)
@@ -119,13 +126,3 @@ def rank_block(
         n_candidates=n_candidates.cpu().numpy(),
         n_truth=n_truth.cpu().numpy(),
     )
-
-
-def exclude(scores: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A copy of ``scores`` with ``scores[b, items[b, j]]`` set to NaN (absent) for every non-pad item,
-    and the number of candidates left per row (``items`` rows must not repeat an item)."""
-    reference = scores.clone()
-    keep = items >= 0
-    rows, cols = torch.nonzero(keep, as_tuple=True)
-    reference[rows, items[rows, cols]] = torch.nan
-    return reference, scores.shape[1] - keep.sum(dim=1)
