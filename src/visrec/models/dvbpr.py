@@ -1,0 +1,284 @@
+"""DVBPR (Kang, Fang, Wang & McAuley, "Visually-Aware Fashion Recommendation and Design with Generative
+Image Models", ICDM 2017): the image representation is learned jointly with the preferences.
+
+    x_ui = theta_u . Phi(X_i)                      (the paper, eq. 3)
+    x_ui = theta_u . Phi(X_i) + gamma_u . gamma_i  (the IUI 2021 tutorial; ``latent_dim`` > 0)
+
+Phi is a CNN trained end to end from the item's pixels with the BPR loss (CNN-F by default, see
+:mod:`visrec.models.image_encoders`), through the common Trainer.
+
+How the model gets its pixels: ``fit(dataset, features)`` takes ``features`` = a
+:class:`~visrec.features.pixel_cache.PixelCache` (what the CLI passes: it calls :func:`open_pixels` on
+``--images DIR``) or the path of an image folder (cached under the default cache folder). The pixels are
+data, never weights: they are not in the state dict. Training fetches the rows of each batch's distinct
+items from the memory-mapped cache. Scoring computes Phi for every item once (batched, eval mode), keeps
+the result in the ``item_embeddings`` buffer until the next training step, then ranks by a matrix product.
+That buffer is saved with the weights, so a loaded model scores without images; ``info["pixels"]`` keeps
+the image folder and size, and the cache is reopened lazily only if the embeddings must be recomputed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from visrec.data.dataset import Dataset
+from visrec.errors import ConfigError
+from visrec.features.pixel_cache import PixelCache, open_pixels
+from visrec.models.config import TrainConfig, check
+from visrec.models.gradient import GradientRecommender
+from visrec.models.image_encoders import ARCHS, build_encoder, load_backbone_weights
+from visrec.models.registry import register
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DVBPRConfig(TrainConfig):
+    """DVBPR; defaults from the paper and its released code (K = 100, Adam 1e-4, batch 128, dropout 0.5)."""
+
+    factors: int = 100
+    """K: dimension of theta_u and of the CNN's output Phi(image)."""
+    latent_dim: int = 100
+    """Dimension of the tutorial's extra gamma_u . gamma_i term; 0 = the paper's form (no latent term)."""
+    image_size: int = 224
+    """Training resolution (square, pixels); lower it (e.g. 64) to train on a CPU."""
+    arch: str = "cnnf"
+    """Phi's architecture: cnnf (CNN-F, the paper's) or alexnet (AlexNet widths); ignored with backbone."""
+    fc_dim: int = 4096
+    """Width of the two hidden fully connected layers of cnnf/alexnet."""
+    width: float = 1.0
+    """Multiplier of the convolution channel counts of cnnf/alexnet (1.0 = the published widths)."""
+    dropout: float = 0.5
+    """Dropout on the fully connected layers (the paper: 0.5)."""
+    augment: bool = False
+    """Random horizontal flip and small random crop of the training images."""
+    backbone: str = ""
+    """Transfer: a feature backbone (e.g. efficientnet_lite0, resnet18) as Phi with a linear head."""
+    backbone_weights: str = "imagenet"
+    """Initial weights of ``backbone``: imagenet, none or a local state-dict file."""
+    eval_batch_size: int = 256
+    """Images per batch when computing Phi for every item before scoring."""
+    lr: float = 1e-4
+    """Adam learning rate (the paper's code: 1e-4)."""
+    weight_decay: float = 1e-5
+    """Adam weight decay on the mean batch loss. The paper's code adds 1e-3 * ||W||^2 / 2 to a loss
+    summed over 128 triplets: 1e-3 / 128 ~ 1e-5 per triplet, the same strength. (1e-3 on a mean loss
+    drives the CNN to a constant output on small data.)"""
+    batch_size: int = 128
+    """Triplets per step (the paper's code: 128); each needs two images through Phi."""
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.factors >= 1, "factors must be >= 1")
+        check(self.latent_dim >= 0, "latent_dim must be >= 0 (0 = the paper's form)")
+        check(8 <= self.image_size <= 2048, "image_size must be in [8, 2048]")
+        check(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
+        check(self.fc_dim >= 1 and self.width > 0, "fc_dim must be >= 1 and width > 0")
+        check(0 <= self.dropout < 1, "dropout must be in [0, 1)")
+        check(self.eval_batch_size >= 1, "eval_batch_size must be >= 1")
+
+
+class PixelSource:
+    """Rows of a uint8 (n, S, S, 3) array (a memmap) fetched per batch of item indices."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray | None = None):
+        self.array = array
+        self.rows = np.arange(len(array)) if rows is None else np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def fetch(self, items: torch.Tensor, device: torch.device) -> torch.Tensor:
+        rows = self.rows[items.cpu().numpy()]
+        return torch.from_numpy(np.ascontiguousarray(self.array[rows])).to(
+            device, non_blocking=True
+        )
+
+
+class DVBPRModule(nn.Module):
+    """Scoring maths: theta_u . Phi(image_i) [+ gamma_u . gamma_i]; Phi of all items cached for scoring."""
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        encoder: nn.Module,
+        factors: int,
+        latent_dim: int,
+        eval_batch_size: int = 256,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.theta = nn.Embedding(n_users, factors)
+        nn.init.uniform_(self.theta.weight, 0.0, 0.01)  # as the paper's code
+        self.latent_dim = latent_dim
+        if latent_dim:
+            self.gamma_user = nn.Embedding(n_users, latent_dim)
+            self.gamma_item = nn.Embedding(n_items, latent_dim)
+            nn.init.normal_(self.gamma_user.weight, std=0.01)
+            nn.init.normal_(self.gamma_item.weight, std=0.01)
+        self.register_buffer("item_embeddings", torch.zeros(n_items, factors))
+        self.eval_batch_size = eval_batch_size
+        self.pixels: PixelSource | None = None  # data, not state: never in the state dict
+        self.stale = True  # item_embeddings no longer match the encoder's weights
+
+    def train(self, mode: bool = True) -> DVBPRModule:
+        if mode:
+            self.stale = True
+        return super().train(mode)
+
+    def embed(self, items: torch.Tensor) -> torch.Tensor:
+        """Phi(image) of ``items`` (item indices) in the current mode."""
+        if self.pixels is None:
+            raise ConfigError(
+                "DVBPR has no images attached (fit it with a pixel cache or image folder)"
+            )
+        return self.encoder(self.pixels.fetch(items, self.theta.weight.device)).float()
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        users, pos, neg = batch["users"], batch["pos"], batch["neg"]
+        self.stale = self.stale or self.training
+        distinct, inverse = torch.unique(torch.cat([pos, neg.reshape(-1)]), return_inverse=True)
+        phi = self.embed(distinct)[inverse]
+        theta = self.theta(users)
+        x_pos = (theta * phi[: len(pos)]).sum(-1)
+        x_neg = torch.einsum("bf,bkf->bk", theta, phi[len(pos) :].reshape(*neg.shape, -1))
+        if self.latent_dim:
+            g = self.gamma_user(users)
+            x_pos = x_pos + (g * self.gamma_item(pos)).sum(-1)
+            x_neg = x_neg + torch.einsum("bf,bkf->bk", g, self.gamma_item(neg))
+        return x_pos, x_neg
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """Recompute ``item_embeddings`` = Phi(image) of every item, in eval mode, batched."""
+        was_training = self.training
+        self.eval()
+        n = self.item_embeddings.shape[0]
+        for start in range(0, n, self.eval_batch_size):
+            items = torch.arange(start, min(start + self.eval_batch_size, n))
+            self.item_embeddings[start : start + len(items)] = self.embed(items)
+        self.stale = False
+        if was_training:
+            super().train(True)  # back to training without marking the fresh embeddings stale
+
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        if self.stale:
+            self.refresh()
+        scores = self.theta(users) @ self.item_embeddings.T
+        if self.latent_dim:
+            scores = scores + self.gamma_user(users) @ self.gamma_item.weight.T
+        return scores
+
+
+@register("dvbpr")
+class DVBPR(GradientRecommender):
+    """DVBPR: BPR with an image CNN trained end to end (Kang et al., ICDM 2017); the tutorial's best."""
+
+    config_class = DVBPRConfig
+    features = "pixels"
+
+    def _dims(self, dataset: Dataset, features) -> dict:
+        return {"n_users": dataset.n_users, "n_items": dataset.n_items}
+
+    def _build(self, dims: dict) -> nn.Module:
+        cfg = self.config
+        encoder = build_encoder(
+            arch=cfg.arch,
+            image_size=cfg.image_size,
+            out_dim=cfg.factors,
+            fc_dim=cfg.fc_dim,
+            dropout=cfg.dropout,
+            width=cfg.width,
+            augment=cfg.augment,
+            backbone=cfg.backbone,
+        )
+        return DVBPRModule(
+            dims["n_users"],
+            dims["n_items"],
+            encoder,
+            cfg.factors,
+            cfg.latent_dim,
+            cfg.eval_batch_size,
+        )
+
+    def _attach(self, module: nn.Module, dataset: Dataset, features) -> None:
+        cache = as_pixel_cache(features, dataset.items, self.config.image_size)
+        module.pixels = PixelSource(cache.pixels, cache.rows(dataset.items))
+        self.info["pixels"] = {
+            "images_dir": str(cache.images_dir),
+            "size": cache.size,
+            "cache_dir": str(cache.path.parent),
+            "items_without_image": [p["item_id"] for p in cache.problems],
+        }
+        if self.config.backbone and self.config.backbone_weights != "none":
+            described = load_backbone_weights(
+                module.encoder, self.config.backbone, self.config.backbone_weights
+            )
+            self.info["backbone_weights"] = described
+
+    def _fit(self, dataset: Dataset, features, **options) -> None:
+        super()._fit(dataset, features, **options)
+        self.module.refresh()  # the saved buffer matches the final (best-epoch) weights
+
+    def _score(self, users: torch.Tensor) -> torch.Tensor:
+        if self.module.stale and self.module.pixels is None:
+            self._reopen_pixels()
+        return super()._score(users)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        super().load_state_dict(state)
+        self.module.stale = False  # item_embeddings were saved with the weights they came from
+
+    # --- beyond the interface ---------------------------------------------------------------------
+    def item_embeddings(self) -> torch.Tensor:
+        """Phi(image) of every item (n_items, K), as used for scoring."""
+        self._check_fitted()
+        if self.module.stale:
+            self.module.refresh()
+        return self.module.item_embeddings.detach().clone()
+
+    @torch.no_grad()
+    def embed_images(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Phi of new images given as uint8 (n, S, S, 3) at ``image_size`` (e.g. a cold-start item)."""
+        self._check_fitted()
+        pixels = torch.from_numpy(np.array(pixels, dtype=np.uint8))
+        size = self.config.image_size
+        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (size, size, 3):
+            raise ConfigError(
+                f"expected uint8 images of shape (n, {size}, {size}, 3), got {tuple(pixels.shape)}"
+            )
+        self.module.eval()
+        return self.module.encoder(pixels.to(self.device)).float()
+
+    def _reopen_pixels(self) -> None:
+        meta = self.info.get("pixels")
+        if not meta:
+            raise ConfigError(
+                "DVBPR's item embeddings are out of date and no image folder is known"
+            )
+        cache = open_pixels(meta["images_dir"], self.items, meta["size"], meta.get("cache_dir"))
+        self.module.pixels = PixelSource(cache.pixels, cache.rows(self.items))
+
+
+def as_pixel_cache(features, items, size: int) -> PixelCache:
+    """``features`` as a :class:`PixelCache` of ``items`` at ``size`` px (a cache, or an image folder)."""
+    if isinstance(features, (str, os.PathLike)):
+        return open_pixels(Path(features), items, size)
+    if not isinstance(features, PixelCache):
+        raise ConfigError(
+            "DVBPR trains from pixels: pass a PixelCache (visrec.features.pixel_cache."
+            f"open_pixels) or an image folder, not {type(features).__name__}"
+        )
+    if features.size != size:
+        raise ConfigError(
+            f"the pixel cache holds {features.size}px images but image_size is {size}"
+        )
+    return features
