@@ -207,3 +207,23 @@ def test_beats_popular_trained_from_pixels(tmp_path_factory, monkeypatch):
     model = create("dvbpr", KNOWN_ANSWER).fit(dataset, source.images_dir)
     auc = evaluate(model.score, dataset, split="validation").means["AUC"]
     assert auc > pop + 0.04, (auc, pop)
+
+
+def test_transfer_initialises_phi_from_a_pretrained_backbone(demo_dir, demo_dataset, tmp_path):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from visrec.features.backbones import create_backbone
+
+    with pytest.raises(ConfigError, match="cannot take 16px"):
+        create("dvbpr", {**TINY, "backbone": "efficientnet_lite0"}).fit(demo_dataset, tmp_path)
+    pixels = open_pixels(demo_dir / "images", demo_dataset.items, 32, tmp_path)
+    model = create("dvbpr", {**TINY, "image_size": 32, "backbone": "efficientnet_lite0"})
+    module = model._build(model._dims(demo_dataset, pixels))
+    model._attach(module, demo_dataset, pixels)
+    assert model.info["backbone_weights"].startswith("imagenet")
+    pretrained = create_backbone("efficientnet_lite0", "imagenet")[0].state_dict()
+    body = module.encoder.net.body.state_dict()
+    assert all(torch.equal(body[k], v) for k, v in pretrained.items())
+    assert all(p.requires_grad for p in module.parameters())  # fine-tuned end to end
+    sample = model.sample(demo_dataset, 8, np.random.default_rng(0))
+    pos, neg = module.train()({k: torch.from_numpy(v) for k, v in sample.items()})
+    assert pos.shape == (8,) and neg.shape == (8, 1) and torch.isfinite(pos).all()

@@ -169,8 +169,13 @@ def build_encoder(
 
     body, prep = create_backbone(backbone, "none", "pooled")
     body.requires_grad_(True)
-    with torch.no_grad():
-        feature_dim = body(torch.zeros(1, 3, image_size, image_size)).flatten(1).shape[1]
+    try:
+        with torch.no_grad():
+            feature_dim = body(torch.zeros(1, 3, image_size, image_size)).flatten(1).shape[1]
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"backbone {backbone} cannot take {image_size}px images ({exc}); raise image_size"
+        ) from None
     return ImageEncoder(
         BackboneNet(body, feature_dim, out_dim, dropout), prep["mean"], prep["std"], augment
     )
