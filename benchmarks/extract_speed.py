@@ -103,6 +103,36 @@ def pure_forward(backbone: str, precision: str, batch: int, n: int) -> float:
     return done / (time.perf_counter() - start)
 
 
+def decode_cpu_ms(folder: Path, limit: int) -> tuple[float, float]:
+    """CPU milliseconds per image (process time: robust to other load) to decode and crop to 224:
+    the naive way (full decode, torchvision Resize/CenterCrop/ToTensor/Normalize) vs visrec's
+    (draft-mode decode, one box resize, uint8)."""
+    from torchvision import transforms
+
+    from visrec.features.images import center_crop_resize, load_rgb
+
+    prep = transforms.Compose(
+        [
+            transforms.Resize(256),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ]
+    )
+    paths = sorted(folder.iterdir())[:limit]
+    torch.set_num_threads(1)
+    start = time.process_time()
+    for path in paths:
+        prep(Image.open(path).convert("RGB"))
+    naive_ms = (time.process_time() - start) * 1000 / len(paths)
+    start = time.process_time()
+    for path in paths:
+        center_crop_resize(load_rgb(path, min_side=256), 256, 224)
+    ours_ms = (time.process_time() - start) * 1000 / len(paths)
+    torch.set_num_threads(os.cpu_count() or 1)
+    return naive_ms, ours_ms
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="resnet50")
@@ -117,18 +147,38 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument(
+        "--decode-only",
+        action="store_true",
+        help="Only the per-image decoding CPU cost (fast; robust to other load).",
+    )
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "visrec-bench")
     args = parser.parse_args()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}"
     )
+    if args.decode_only:
+        for name, n, size in (
+            ("1600x1200", args.n_large, (1600, 1200)),
+            ("400x300", args.n_small, (400, 300)),
+        ):
+            naive_ms, ours_ms = decode_cpu_ms(
+                make_images(args.data / name, n, size, len(name)), min(n, 50)
+            )
+            print(f"{name}: decode+crop CPU ms/image: naive {naive_ms:.1f}, visrec {ours_ms:.1f}")
+        return
     forward = pure_forward(args.backbone, args.precision, args.batch_size, 3 * args.batch_size)
     for name, n, size in (
         ("1600x1200", args.n_large, (1600, 1200)),
         ("400x300", args.n_small, (400, 300)),
     ):
         folder = make_images(args.data / name, n, size, seed=len(name))
+        naive_ms, ours_ms = decode_cpu_ms(folder, min(n, 50))
+        print(
+            f"{name}: decode+crop CPU time per image: naive {naive_ms:.1f} ms, "
+            f"visrec {ours_ms:.1f} ms ({naive_ms / ours_ms:.1f}x less)"
+        )
         a = naive(folder, args.backbone, args.naive_limit or n)
         b, loop, precision = visrec_extract(
             folder, args.backbone, args.precision, args.batch_size, args.workers
