@@ -66,12 +66,16 @@ def sample_negatives(
 ) -> np.ndarray:
     """(len(users), k) uniform items that each user has not consumed in train (rejection sampling)."""
     n_items = train.shape[1]
-    full = np.diff(train.indptr)[users] >= n_items
-    if full.any():
-        raise DataError(f"user index {int(users[full][0])} consumed every item: no negative exists")
+    counts = np.diff(train.indptr)
+    if (counts >= n_items).any():  # checked per sampled user only when some user is full
+        full = counts[users] >= n_items
+        if full.any():
+            raise DataError(
+                f"user index {int(users[full][0])} consumed every item: no negative exists"
+            )
     keys = consumed_keys(train) if keys is None else keys
     member = _membership(keys, train.shape[0], n_items)
-    rows = np.repeat(users, k)
+    rows = users if k == 1 else np.repeat(users, k)
     neg = rng.integers(0, n_items, len(rows))
     bad = np.flatnonzero(member(rows, neg))
     while len(bad):
