@@ -3,6 +3,7 @@ and known answers (beats Random/MostPopular on the taste demo, with truth and im
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -97,24 +98,32 @@ def test_batch_projects_each_distinct_item_once():
     assert len(seen) == 1 and seen[0].tolist() == [1, 4, 6]
 
 
-def test_gradients_match_per_triplet_projection():
-    # the distinct-item trick must give the same gradients as projecting every triplet's item
+@pytest.mark.parametrize("n_triplets", [3, 8])  # 6 items < 9 (distinct path), 16 >= 9 (all items)
+def test_gradients_match_per_triplet_projection(n_triplets):
+    # projecting distinct (or all) items once must give the gradients of projecting per triplet
     m = random_module()
+    rng = np.random.default_rng(n_triplets)
+    u, i, j = (
+        rng.integers(0, 5, n_triplets),
+        rng.integers(0, 9, n_triplets),
+        rng.integers(0, 9, n_triplets),
+    )
     batch = {
-        "users": torch.tensor([0, 2, 2]),
-        "pos": torch.tensor([3, 3, 5]),
-        "neg": torch.tensor([[5], [0], [3]]),
+        "users": torch.from_numpy(u),
+        "pos": torch.from_numpy(i),
+        "neg": torch.from_numpy(j)[:, None],
     }
     pos, neg = m(batch)
     (pos - neg[:, 0]).sum().backward()
-    fast = m.E.grad.clone()
+    fast = {name: p.grad.clone() for name, p in m.named_parameters()}
     m.zero_grad()
     slow = sum(
-        paper_score_t(m, u, i) - paper_score_t(m, u, j)
-        for u, i, j in zip([0, 2, 2], [3, 3, 5], [5, 0, 3], strict=True)
+        paper_score_t(m, a, b) - paper_score_t(m, a, c)
+        for a, b, c in zip(u.tolist(), i.tolist(), j.tolist(), strict=True)
     )
     slow.backward()
-    torch.testing.assert_close(fast, m.E.grad)
+    for name, p in m.named_parameters():
+        torch.testing.assert_close(fast[name], p.grad, msg=name)
 
 
 def test_invalid_config():

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from visrec.data.dataset import Dataset
@@ -84,15 +85,19 @@ class VBPRModule(nn.Module):
         items = torch.cat(
             [batch["pos"].reshape(-1, 1), batch["neg"].reshape(len(users), -1)], dim=1
         )
-        distinct, where = torch.unique(items, return_inverse=True)
+        if items.numel() >= self.features.shape[0]:  # most items occur: project them all, no sort
+            distinct, where = None, items
+            gamma_i, beta_i = self.gamma_item.weight, self.beta_item
+        else:
+            distinct, where = torch.unique(items, return_inverse=True)
+            gamma_i, beta_i = self.gamma_item(distinct), self.beta_item[distinct]
         proj, vbias = self.visual(distinct)
-        gamma_u, theta_u = self.gamma_user(users), self.theta_user(users)  # (B, K), (B, D)
-        x = (
-            torch.einsum("bk,bnk->bn", gamma_u, self.gamma_item(items))
-            + torch.einsum("bd,bnd->bn", theta_u, proj[where])
-            + self.beta_item[items]
-            + vbias[where]
-        )
+        # one row per distinct item [gamma_i, E f_i, beta_i + beta'.f_i] against [gamma_u, theta_u, 1]:
+        # a single gather (embedding backward) instead of one per term
+        table = torch.cat([gamma_i, proj, (beta_i + vbias)[:, None]], dim=1)
+        ones = torch.ones(len(users), 1, dtype=table.dtype, device=table.device)
+        user = torch.cat([self.gamma_user(users), self.theta_user(users), ones], dim=1)
+        x = (user[:, None, :] * F.embedding(where, table)).sum(-1)
         return x[:, 0], x[:, 1:]
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
