@@ -48,14 +48,78 @@ def _extract_steps(data: Path, folder: Path) -> Path:
     return folder
 
 
+DEMO_BENCHMARK = """# Written by the demo pipeline (visrec.demo_pipeline); paths are relative to this file.
+[dataset]
+path = "data"
+
+[features]
+pooled = "{pooled}"
+maps = "{maps}"
+images = "data/images"
+
+[benchmark]
+n_boot = 500
+
+[[models]]
+model = "random"
+[[models]]
+model = "pop"
+[[models]]
+model = "bpr"
+config = {{epochs = 15, patience = 3}}
+grid = {{lr = [0.005, 0.02]}}
+[[models]]
+model = "visrank"
+features = "pooled"
+[[models]]
+model = "vbpr"
+features = "pooled"
+config = {{epochs = 10, factors = 32, visual_factors = 16, lr = 0.005}}
+[[models]]
+model = "curatornet"
+features = "pooled"
+config = {{epochs = 5, item_dim = 64, user_hidden = 64, n_clusters = 12}}
+"""
+DEMO_SLOW_MODELS = {
+    "acf": 'features = "maps"\nconfig = {epochs = 2, dim = 32}',
+    "dvbpr": 'features = "images"\nconfig = {epochs = 2, image_size = 32, width = 0.25, fc_dim = 128, '
+    "factors = 32, latent_dim = 16}",
+}
+
+
+def _benchmark_step(out: Path, features: Path) -> Path:
+    """Write OUT/benchmark.toml over the demo data and features, run it, return its output folder."""
+    from visrec._io import read_json, write_text
+    from visrec.models import registry
+
+    stores = {read_json(p)["layer"] == "pooled": p.parent for p in features.glob("*/meta.json")}
+    text = DEMO_BENCHMARK.format(
+        pooled=stores[True].relative_to(out), maps=stores[False].relative_to(out)
+    )
+    for name, body in DEMO_SLOW_MODELS.items():  # only if their modules exist
+        if name in registry.names():
+            text += f'[[models]]\nmodel = "{name}"\n{body}\n'
+    config = out / "benchmark.toml"
+    write_text(config, text)
+    results = out / "benchmark"
+    _step("5. benchmark every model (train, select on validation, test)",
+          ["benchmark", str(config), "-o", str(results), "--force"])  # fmt: skip
+    return results
+
+
 def run(out: Path) -> None:
     data = out / "data"
     _step("1. generate the demo dataset", ["data", "demo", str(data), "--force"])
     _step("2. describe it", ["data", "stats", str(data)])
     features = _extract_steps(data, out / "features")
+    results = _benchmark_step(out, features)
     print(f"\nDemo finished. Outputs are under {out.resolve()}:")
     print(f"  dataset      {data}  (images/, interactions.csv, items.csv, truth.json)")
     print(f"  features     {features}  (pooled vectors and small spatial maps, see report.json)")
+    print(f"  benchmark    {results}/results.md  (table above; runs/ holds every trained model)")
+    print(
+        f"  plots        {results}/plots/  (metrics by profile size, AUC box plot, first-hit ranks)"
+    )
 
 
 if __name__ == "__main__":

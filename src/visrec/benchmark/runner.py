@@ -70,7 +70,7 @@ def run_benchmark(
 ) -> list[ModelOutcome]:
     """Train, select and evaluate every model of ``config`` into ``out``; one outcome per model."""
     echo = echo or log.info
-    out = Path(out)
+    out = Path(out).resolve()
     dataset = config.data.build()
     echo(f"dataset: {dataset.summary()}")
     outcomes = []
