@@ -107,7 +107,15 @@ def main() -> None:
     parser.add_argument("--lambda-w", type=float, default=1.0)
     parser.add_argument("--lambda-b", type=float, default=0.01)
     parser.add_argument("--lambda-e", type=float, default=0.0)
+    parser.add_argument(
+        "--compare-only",
+        action="store_true",
+        help="reuse the stored Cornac result; redo the comparison",
+    )
     args = parser.parse_args()
+    if args.compare_only:
+        compare_stored(args)
+        return
 
     import cornac
     from cornac.models import VBPR
@@ -143,6 +151,20 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     test.to_csv(args.out / "test-full.csv")
     write_json(args.out / "cornac_vbpr.json", out)
+    print(json.dumps({k: v for k, v in out.items() if k != "settings"}, indent=1))
+
+
+def compare_stored(args) -> None:
+    """Refresh the comparison with visrec's VBPR (e.g. after the benchmark finished) without retraining."""
+
+    path = args.out / "cornac_vbpr.json"
+    out = json.loads(path.read_text())
+    import pandas as pd
+
+    per_user = pd.read_csv(args.out / "test-full.csv", dtype={"user_id": str})
+    test = type("Stored", (), {"per_user": per_user})()
+    out |= compare_with_ours(args.ours, test)
+    write_json(path, out)
     print(json.dumps({k: v for k, v in out.items() if k != "settings"}, indent=1))
 
 

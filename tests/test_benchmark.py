@@ -240,3 +240,14 @@ def test_significance_marks_agree_with_scipy_and_holm():
     for m in others:
         assert ("▼" in rows[m]) == by_name[m]["tests"]["AUC"]["below_best"]
     assert "**" in rows["best"] and "▼" not in rows["best"]
+
+
+def test_missing_feature_store_fails_only_its_models(demo_dir, tmp_path):
+    (tmp_path / "bench.toml").write_text(
+        f'[dataset]\npath = "{demo_dir}"\n[features]\nghost = "not-extracted-yet"\n'
+        '[[models]]\nmodel = "pop"\n[[models]]\nmodel = "visrank"\nfeatures = "ghost"\n'
+    )
+    summary = run_suite(tmp_path / "bench.toml", tmp_path / "out", plots=False)
+    pop, visrank = summary["models"]
+    assert pop["status"] == "ok" and visrank["status"] == "failed"
+    assert "not-extracted-yet" in visrank["error"]

@@ -167,7 +167,8 @@ def _features(table: dict, base: Path, where: str) -> dict[str, str]:
     for name, value in table.items():
         if not isinstance(value, str):
             raise ConfigError(f"{where}: [features] {name} must be a path string, got {value!r}")
-        out[name] = str(_path(value, base, where, f"[features] {name}"))
+        # not required to exist yet: a missing store fails only the models that read it
+        out[name] = str(_path(value, base, where, f"[features] {name}", must_exist=False))
     return out
 
 
@@ -246,11 +247,11 @@ def _typed(table: dict, key: str, kind, default, where: str):
     return value
 
 
-def _path(value, base: Path, where: str, what: str) -> Path:
+def _path(value, base: Path, where: str, what: str, must_exist: bool = True) -> Path:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}: {what} must be a path string, got {value!r}")
     path = Path(value).expanduser()
     path = path if path.is_absolute() else base / path
-    if not path.exists():
+    if must_exist and not path.exists():
         raise ConfigError(f"{where}: {what} {value!r}: {path} does not exist")
     return path.resolve()
