@@ -23,7 +23,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("visrec.viewer.cli", "serve_cmd"),
     "evaluate": ("visrec.evaluation.cli", "evaluate_cmd"),
     "benchmark": ("visrec.benchmark.cli", "benchmark_cmd"),
-    "benchmark": ("visrec.benchmark.cli", "benchmark_cmd"),
 }
 
 
