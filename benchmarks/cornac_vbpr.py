@@ -120,7 +120,6 @@ def main() -> None:
     import cornac
     from cornac.models import VBPR
 
-    torch.set_num_threads(2)
     config = load_config(args.config)
     dataset = config.data.build()
     store = FeatureStore.open(config.features[args.features])
