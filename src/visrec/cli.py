@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("visrec.training.cli", "models_cmd"),
     "recommend": ("visrec.serving.cli", "recommend_cmd"),
     "similar": ("visrec.serving.cli", "similar_cmd"),
+    "grid": ("visrec.serving.cli", "grid_cmd"),
     "serve": ("visrec.viewer.cli", "serve_cmd"),
     "evaluate": ("visrec.evaluation.cli", "evaluate_cmd"),
     "benchmark": ("visrec.benchmark.cli", "benchmark_cmd"),

@@ -87,3 +87,46 @@ def similar_cmd(store_path, item_id, k, as_json):
     store = FeatureStore.open(store_path)
     rec = similar_items(store.array, store.vocab.index(item_id), k)
     _print(rec.to_rows(store.ids), as_json, f"top {k} visually similar to {item_id}")
+
+
+@click.command("grid")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--user", "user_id", required=True, help="The user's id.")
+@click.option("-k", "k", type=click.IntRange(1), default=20, show_default=True)
+@click.option(
+    "--last",
+    type=click.IntRange(1),
+    default=None,
+    help="How many of the most recent profile items to show [default: k].",
+)
+@click.option("--columns", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--thumb", type=click.IntRange(16, 512), default=96, show_default=True)
+@click.option("--exclude-consumed", is_flag=True, help="Leave consumed items out of the top-k.")
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Item image folder [default: the run's dataset images].",
+)
+@click.option(
+    "-o", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG path."
+)
+def grid_cmd(run_dir, user_id, k, last, columns, thumb, exclude_consumed, images, out):
+    """Write a PNG contact sheet for one user: profile, top-k (hits green, consumed red), truth."""
+    from visrec.data.images import scan_images
+    from visrec.serving.grid import GridLayout, draw_grid, user_sections, write_grid
+    from visrec.training.run import load_run
+
+    run = load_run(run_dir)
+    user_idx = run.model.users.index(user_id)
+    sections = user_sections(
+        run.model, run.dataset, user_idx, k, last=last, exclude_consumed=exclude_consumed
+    )
+    paths = scan_images(images)[0] if images else _image_paths(run)
+    if not paths:
+        click.echo("warning: no item images found; drawing placeholders", err=True)
+    layout = GridLayout(thumb=thumb, columns=columns)
+    sheet = draw_grid(sections, paths, layout, title=f"user {user_id}, {run.meta['model']}")
+    write_grid(sheet, out)
+    hits = sections[1].marks.count("hit")
+    click.echo(f"wrote {out} ({sheet.width}x{sheet.height}, {hits} hit(s) in the top {k})")
