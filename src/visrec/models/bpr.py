@@ -61,3 +61,17 @@ class BPR(GradientRecommender):
 
     def _build(self, dims: dict) -> nn.Module:
         return BPRModule(dims["n_users"], dims["n_items"], self.config.factors)
+
+    @torch.no_grad()
+    def dot_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(users (n_users, F+1), items (n_items, F+1)) with ``users @ items.T == score()``.
+
+        ``[p_u, 1] . [q_i, b_i]``: the item bias rides in an extra column (for a MIPS index).
+        """
+        self._check_fitted()
+        m = self.module
+        ones = torch.ones(m.user.weight.shape[0], 1, device=m.user.weight.device)
+        users = torch.cat([m.user.weight, ones], dim=1)
+        return users.float().cpu(), torch.cat(
+            [m.item.weight, m.item_bias.weight], dim=1
+        ).float().cpu()

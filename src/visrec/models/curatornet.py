@@ -189,3 +189,23 @@ class CuratorNet(GradientRecommender):
         self.module.eval()
         padded = torch.from_numpy(pad_profiles(profiles, self.config.max_profile))
         return self.module.score_profile_tensor(padded.to(self.device))
+
+    @torch.no_grad()
+    def dot_factors(self, batch: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+        """(users, items) with ``users @ items.T == score()``: user tower output . item tower output."""
+        self._check_fitted()
+        m = self.module.eval()
+        items = m.item_tower(m.features)
+        users = [
+            m.user_vectors(items, m.profiles[start : start + batch])
+            for start in range(0, m.profiles.shape[0], batch)
+        ]
+        return torch.cat(users).float().cpu(), items.float().cpu()
+
+    @torch.no_grad()
+    def profile_vectors(self, profiles: list[np.ndarray]) -> torch.Tensor:
+        """User vectors of new profiles (item indices), to query the item vectors of :meth:`dot_factors`."""
+        self._check_fitted()
+        m = self.module.eval()
+        padded = torch.from_numpy(pad_profiles(profiles, self.config.max_profile)).to(self.device)
+        return m.user_vectors(m.item_tower(m.features), padded).float().cpu()

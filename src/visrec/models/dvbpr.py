@@ -238,6 +238,17 @@ class DVBPR(GradientRecommender):
         self.module.stale = False  # item_embeddings were saved with the weights they came from
 
     # --- beyond the interface ---------------------------------------------------------------------
+    @torch.no_grad()
+    def dot_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(users, items) with ``users @ items.T == score()``: ``[theta_u, gamma_u] . [Phi_i, gamma_i]``."""
+        phi = self.item_embeddings()
+        m = self.module
+        users, items = [m.theta.weight], [phi.to(m.theta.weight.device)]
+        if m.latent_dim:
+            users.append(m.gamma_user.weight)
+            items.append(m.gamma_item.weight)
+        return torch.cat(users, dim=1).float().cpu(), torch.cat(items, dim=1).float().cpu()
+
     def item_embeddings(self) -> torch.Tensor:
         """Phi(image) of every item (n_items, K), as used for scoring."""
         self._check_fitted()

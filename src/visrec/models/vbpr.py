@@ -133,3 +133,17 @@ class VBPR(GradientRecommender):
 
     def _attach(self, module: nn.Module, dataset: Dataset, features) -> None:
         module.features.copy_(item_features(features, dataset.items)[0])
+
+    @torch.no_grad()
+    def dot_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(users, items) with ``users @ items.T == score()`` (He & McAuley 2016, Eq. 1 as one product).
+
+        ``[gamma_u, theta_u, 1] . [gamma_i, E f_i, beta_i + beta'.f_i]`` (for a MIPS index).
+        """
+        self._check_fitted()
+        m = self.module
+        proj, vbias = m.visual()
+        ones = torch.ones(m.gamma_user.weight.shape[0], 1, device=proj.device)
+        users = torch.cat([m.gamma_user.weight, m.theta_user.weight, ones], dim=1)
+        items = torch.cat([m.gamma_item.weight, proj, (m.beta_item + vbias)[:, None]], dim=1)
+        return users.float().cpu(), items.float().cpu()
