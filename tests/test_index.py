@@ -102,3 +102,29 @@ def test_index_errors(fitted, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "faiss", None)
     with pytest.raises(ConfigError, match=r"visrec\[faiss\]"):
         build_index(fitted["bpr"], "faiss")
+
+
+def test_recommend_and_viewer_with_faiss(demo_dir, demo_dataset, tmp_path, capsys):
+    pytest.importorskip("faiss")
+    import json
+
+    from visrec.cli import main
+    from visrec.viewer.state import ViewerState
+
+    run = tmp_path / "bpr"
+    opts = ["--set", "factors=4", "--set", "epochs=1", "--set", "device=cpu"]
+    assert main(["train", "bpr", "--data", str(demo_dir), "-o", str(run), *opts]) == 0
+    user = demo_dataset.users.id(2)
+    capsys.readouterr()
+    rows = {}
+    for kind in ("exact", "faiss"):
+        assert (
+            main(["recommend", str(run), "--user", user, "-k", "5", "--json", "--index", kind]) == 0
+        )
+        rows[kind] = json.loads(capsys.readouterr().out)
+    assert [r["item_id"] for r in rows["faiss"]] == [r["item_id"] for r in rows["exact"]]
+    state = ViewerState.open([run], demo_dir / "images", tmp_path / "thumbs", index="faiss")
+    assert 0 in state.indexed
+    exact = recommend_users(state.runs[0].model, demo_dataset, [2], 8, exclude_consumed=False)[0]
+    viewed = state.recommendations(0, 2, 8)  # the viewer keeps consumed items (marked)
+    assert [r["item_id"] for r in viewed] == demo_dataset.items.ids_of(exact.items).tolist()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import click
@@ -42,19 +43,28 @@ def _print(rows: list[dict], as_json: bool, header: str) -> None:
 @click.option("-k", "k", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--include-consumed", is_flag=True, help="Do not exclude the user's consumed items.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def recommend_cmd(run_dir, user_id, item_ids, k, include_consumed, as_json):
+@click.option(
+    "--index",
+    type=click.Choice(["exact", "faiss"]),
+    default="exact",
+    show_default=True,
+    help="faiss: an inner-product index (dot-product models; extra visrec[faiss]).",
+)
+def recommend_cmd(run_dir, user_id, item_ids, k, include_consumed, as_json, index):
     """Top-k recommendations of a trained run for a user (--user) or a new profile (--items)."""
     from visrec.training.run import load_run
 
     if (user_id is None) == (item_ids is None):
         raise click.UsageError("give exactly one of --user ID or --items ID,ID,...")
+    from visrec.serving.index import build_index
+
     run = load_run(run_dir)
     model = run.model
+    indexed = build_index(model, index)
     if user_id is not None:
         user_idx = model.users.index(user_id)
-        rec = recommend_users(
-            model, run.dataset, [user_idx], k, exclude_consumed=not include_consumed
-        )[0]
+        serve = indexed.recommend_users if indexed else partial(recommend_users, model)
+        rec = serve(run.dataset, [user_idx], k, exclude_consumed=not include_consumed)[0]
         header = f"top {k} for user {user_id} ({run.meta['model']})"
     else:
         ids = [i.strip() for i in item_ids.split(",") if i.strip()]
@@ -63,9 +73,8 @@ def recommend_cmd(run_dir, user_id, item_ids, k, include_consumed, as_json):
                 f"{run.meta['model']} cannot serve a new profile: use a profile-based "
                 "model (visrank, curatornet, acf, pop)"
             )
-        rec = recommend_profile(
-            model, model.items.indices(ids), k, exclude_consumed=not include_consumed
-        )
+        serve = indexed.recommend_profile if indexed else partial(recommend_profile, model)
+        rec = serve(model.items.indices(ids), k, exclude_consumed=not include_consumed)
         header = f"top {k} for a new user with {len(ids)} items ({run.meta['model']})"
     rows = rec.to_rows(model.items.ids)
     images = _image_paths(run)

@@ -30,13 +30,20 @@ import click
     default=None,
     help="Thumbnail cache folder [default: beside the image folder].",
 )
-def serve_cmd(run_dirs, images, host, port, thumbs):
+@click.option(
+    "--index",
+    type=click.Choice(["exact", "faiss"]),
+    default="exact",
+    show_default=True,
+    help="faiss: serve dot-product runs through an inner-product index (extra visrec[faiss]).",
+)
+def serve_cmd(run_dirs, images, host, port, thumbs, index):
     """Serve a web viewer of one or more trained runs."""
     import uvicorn
 
     from visrec.viewer.app import create_app
     from visrec.viewer.state import ViewerState
 
-    state = ViewerState.open(list(run_dirs), images, thumbs)
+    state = ViewerState.open(list(run_dirs), images, thumbs, index=index)
     click.echo(f"visrec viewer on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(create_app(state), host=host, port=port, log_level="warning")

@@ -29,6 +29,8 @@ class ViewerState:
     thumbs_dir: Path
     image_paths: dict[str, Path] = field(default_factory=dict)
     _vectors: np.ndarray | None = None
+    indexed: dict = field(default_factory=dict)
+    """Run number -> :class:`~visrec.serving.index.IndexedModel` (``--index faiss``)."""
 
     @classmethod
     def open(
@@ -36,6 +38,7 @@ class ViewerState:
         run_dirs: list[str | Path],
         images_dir: str | Path,
         thumbs_dir: str | Path | None = None,
+        index: str = "exact",
     ) -> ViewerState:
         if not run_dirs:
             raise DataError("give at least one run directory")
@@ -43,7 +46,7 @@ class ViewerState:
         images_dir = Path(images_dir).resolve()
         image_paths, _ = scan_images(images_dir)
         thumbs = Path(thumbs_dir) if thumbs_dir else images_dir.parent / ".visrec-thumbs"
-        return cls(runs, images_dir, thumbs, image_paths)
+        return cls(runs, images_dir, thumbs, image_paths, indexed=_indexes(runs, index))
 
     @property
     def dataset(self):
@@ -63,7 +66,12 @@ class ViewerState:
     # --- recommendations ----------------------------------------------------------------------------
     def recommendations(self, run_no: int, user_idx: int, k: int) -> list[dict]:
         run = self.run(run_no)
-        rec = recommend_users(run.model, run.dataset, [user_idx], k, exclude_consumed=False)[0]
+        if run_no in self.indexed:
+            rec = self.indexed[run_no].recommend_users(
+                run.dataset, [user_idx], k, exclude_consumed=False
+            )[0]
+        else:
+            rec = recommend_users(run.model, run.dataset, [user_idx], k, exclude_consumed=False)[0]
         truth = set(run.dataset.test[user_idx].indices.tolist())
         consumed = set(run.dataset.train[user_idx].indices.tolist())
         rows = rec.to_rows(run.dataset.items.ids)
@@ -153,3 +161,21 @@ class ViewerState:
         buf = io.BytesIO()
         Image.fromarray(mixed.clip(0, 255).astype(np.uint8)).save(buf, format="PNG")
         return buf.getvalue()
+
+
+def _indexes(runs: list[Run], index: str) -> dict:
+    """A faiss index per dot-product run (``index == "faiss"``); other runs keep exact scoring."""
+    from visrec.serving.index import build_index, import_faiss
+
+    if index == "exact":
+        return {}
+    import_faiss()  # a clear error naming the extra, before any work
+    out = {}
+    for n, run in enumerate(runs):
+        if hasattr(run.model, "dot_factors"):
+            out[n] = build_index(run.model, index)
+        else:
+            log.warning(
+                "run %d (%s) is not a dot-product model: exact scoring", n, run.meta["model"]
+            )
+    return out
