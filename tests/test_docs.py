@@ -11,5 +11,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "training.md"
 
 def test_config_reference_is_up_to_date():
     text = DOC.read_text(encoding="utf-8")
-    assert config_reference() in text, "regenerate: python -m visrec.models.reference (see docs/training.md)"
+    assert config_reference() in text, (
+        "regenerate: python -m visrec.models.reference (see docs/training.md)"
+    )
     assert splice(text) == text

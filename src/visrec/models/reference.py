@@ -19,10 +19,18 @@ def config_reference() -> str:
         cls = registry.get(name)
         summary = (inspect.getdoc(cls) or "").split("\n\n")[0].replace("\n", " ")
         reads = cls.features or "interactions only"
-        parts += ["", f"### `{name}`", "", summary, "",
-                  f"Reads: {reads}." + (" Profile-based: serves new users from item ids." if
-                                        cls.profile_based else ""), "",
-                  "| option | type | default | meaning |", "|---|---|---|---|"]
+        parts += [
+            "",
+            f"### `{name}`",
+            "",
+            summary,
+            "",
+            f"Reads: {reads}."
+            + (" Profile-based: serves new users from item ids." if cls.profile_based else ""),
+            "",
+            "| option | type | default | meaning |",
+            "|---|---|---|---|",
+        ]
         for field_name, type_name, default, doc in cls.config_class.describe():
             doc = doc.replace("|", "\\|")
             parts.append(f"| `{field_name}` | {type_name} | `{default}` | {doc} |")
