@@ -70,17 +70,18 @@ def test_indexed_model_matches_exact_topk(fitted, demo_dataset):
     assert not set(rec.items) & set(profile)
 
 
-def test_hnsw_recall_against_exact():
+def test_ivf_recall_against_exact():
     pytest.importorskip("faiss")
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(50, 16))
-    items = (centres[rng.integers(0, 50, 20_000)] + 0.5 * rng.normal(size=(20_000, 16))).astype(
+    items = (centres[rng.integers(0, 50, 200_000)] + 0.5 * rng.normal(size=(200_000, 16))).astype(
         np.float32
     )
     items *= rng.uniform(0.5, 1.5, size=(len(items), 1)).astype(np.float32)  # unequal norms: MIPS
-    queries = rng.normal(size=(100, 16)).astype(np.float32)
-    index = DotIndex(items, IndexParams(exact_below=1000))
-    assert index.hnsw
+    # users like items: around the same taste centres
+    queries = (centres[rng.integers(0, 50, 100)] + rng.normal(size=(100, 16))).astype(np.float32)
+    index = DotIndex(items, IndexParams())
+    assert index.ivf and index.index.nlist == 512 and index.index.nprobe == 64
     exclude = [rng.choice(len(items), 30, replace=False) for _ in queries]
     found = index.search(queries, 20, exclude)
     scores = queries @ items.T

@@ -5,10 +5,14 @@ BPR-MF, VBPR, DVBPR and CuratorNet expose ``dot_factors() -> (user_vectors, item
 faiss (optional extra ``visrec[faiss]``):
 
 - up to ``exact_below`` items (default 200,000): ``IndexFlatIP``, exact;
-- above: ``IndexHNSWFlat`` on the vectors made L2 by the MIPS -> nearest-neighbour reduction of
-  Bachrach et al. (RecSys 2014): item ``x -> [x, sqrt(M^2 - |x|^2)]``, query ``q -> [q, 0]``, so that
-  ``|q' - x'|^2 = |q|^2 + M^2 - 2 q.x`` ranks items exactly as ``q.x`` does (HNSW searches a metric
-  space far better than raw inner products). The returned candidates are re-scored exactly.
+- above: ``IndexIVFFlat`` with the inner-product metric (Jegou et al., TPAMI 2011): k-means cells
+  over the item vectors (``nlist`` ~ sqrt(n_items), a power of two), a query scans the ``nprobe`` cells
+  (default ``nlist / 8``) whose centroids score highest. On a 1M x 64 structured catalogue this gives
+  recall@20 0.995 vs exact at ~1/8 of the work (benchmarks/serve_latency.py); HNSW needed a far longer
+  build on 2 cores (100 s for 300k items) for a lower recall (0.86 at efSearch 1024), and the MIPS -> L2
+  reduction (Bachrach et al., RecSys 2014) did not help IVF either.
+
+The returned candidates are re-scored exactly (float32 dot products) and sorted.
 
 Consumed items are filtered by over-fetching ``k + |consumed|`` candidates and dropping them.
 """
@@ -44,12 +48,17 @@ class IndexParams:
 
     exact_below: int = 200_000
     """Catalogues smaller than this get an exact ``IndexFlatIP``."""
-    hnsw_m: int = 32
-    """HNSW graph degree (links per node)."""
-    ef_construction: int = 100
-    """HNSW build-time beam width."""
-    ef_search: int = 1024
-    """HNSW search beam width (raised to the number of candidates fetched when that is larger)."""
+    nlist: int | None = None
+    """IVF cells [default: the power of two nearest sqrt(n_items)]."""
+    nprobe: int | None = None
+    """IVF cells scanned per query [default: nlist / 8]."""
+    seed: int = 0
+    """k-means seed (the index is deterministic for a given catalogue)."""
+
+    def cells(self, n_items: int) -> tuple[int, int]:
+        """(nlist, nprobe) for a catalogue of ``n_items``."""
+        nlist = self.nlist or 2 ** round(np.log2(max(np.sqrt(n_items), 1)))
+        return nlist, min(nlist, self.nprobe or max(1, nlist // 8))
 
 
 class DotIndex:
@@ -61,13 +70,18 @@ class DotIndex:
         if items.ndim != 2 or len(items) == 0:
             raise ConfigError(f"item vectors must be a non-empty (n, d) array, got {items.shape}")
         self.items, self.params = items, params
-        self.hnsw = len(items) >= params.exact_below
-        if self.hnsw:
-            norms = np.einsum("ij,ij->i", items, items)
-            extra = np.sqrt(np.maximum(norms.max() - norms, 0.0))[:, None].astype(np.float32)
-            self.index = faiss.IndexHNSWFlat(items.shape[1] + 1, params.hnsw_m)
-            self.index.hnsw.efConstruction = params.ef_construction
-            self.index.add(np.hstack([items, extra]))
+        self.ivf = len(items) >= params.exact_below
+        if self.ivf:
+            nlist, nprobe = params.cells(len(items))
+            quantizer = faiss.IndexFlatIP(items.shape[1])
+            self.index = faiss.IndexIVFFlat(
+                quantizer, items.shape[1], nlist, faiss.METRIC_INNER_PRODUCT
+            )
+            self.index.cp.seed = params.seed
+            self.index.train(items)
+            self.index.add(items)
+            self.index.nprobe = nprobe
+            self._quantizer = quantizer  # the IVF index does not own it: keep it alive
         else:
             self.index = faiss.IndexFlatIP(items.shape[1])
             self.index.add(items)
@@ -75,7 +89,9 @@ class DotIndex:
 
     @property
     def kind(self) -> str:
-        return f"HNSW{self.params.hnsw_m} (MIPS->L2)" if self.hnsw else "FlatIP (exact)"
+        if self.ivf:
+            return f"IVFFlat-IP nlist={self.index.nlist} nprobe={self.index.nprobe}"
+        return "FlatIP (exact)"
 
     def search(
         self, queries: np.ndarray, k: int, exclude: list[np.ndarray] | None = None
@@ -84,11 +100,7 @@ class DotIndex:
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
         fetch = min(k + extra, len(self.items))
-        if self.hnsw:
-            self.index.hnsw.efSearch = max(self.params.ef_search, fetch)
-            _, idx = self.index.search(np.hstack([q, np.zeros((len(q), 1), np.float32)]), fetch)
-        else:
-            _, idx = self.index.search(q, fetch)
+        _, idx = self.index.search(q, fetch)
         out = []
         for b, row in enumerate(idx):
             row = row[row >= 0]
