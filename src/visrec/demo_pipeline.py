@@ -81,9 +81,9 @@ features = "pooled"
 config = {{epochs = 5, item_dim = 64, user_hidden = 64, n_clusters = 12}}
 """
 DEMO_SLOW_MODELS = {
-    "acf": 'features = "maps"\nconfig = {epochs = 2, dim = 32}',
-    "dvbpr": 'features = "images"\nconfig = {epochs = 2, image_size = 32, width = 0.25, fc_dim = 128, '
-    "factors = 32, latent_dim = 16}",
+    "acf": 'features = "maps"\nconfig = {epochs = 5, dim = 32, lr = 0.02}',
+    "dvbpr": 'features = "images"\nconfig = {epochs = 6, lr = 0.001, image_size = 32, width = 0.25, '
+    "fc_dim = 128, factors = 32, latent_dim = 16}",
 }
 
 
@@ -107,12 +107,75 @@ def _benchmark_step(out: Path, features: Path) -> Path:
     return results
 
 
+def _first_test_user(data: Path) -> str:
+    from visrec.data import open_dataset
+
+    ds = open_dataset(data).build()
+    return next(ds.users.id(u) for u in range(ds.n_users) if ds.test[u].nnz)
+
+
+def _serve_step(out: Path, runs: list[Path], images: Path, port: int = 8000) -> str | None:
+    """Start the viewer on the demo runs in the background and wait until it answers."""
+    import os
+    import socket
+    import subprocess
+    import urllib.request
+
+    if os.environ.get("VISREC_DEMO_SERVE", "1") == "0":
+        return None
+    with socket.socket() as probe:
+        if (
+            probe.connect_ex(("127.0.0.1", port)) == 0
+        ):  # taken (an earlier demo viewer?): pick a free one
+            with socket.socket() as free:
+                free.bind(("127.0.0.1", 0))
+                port = free.getsockname()[1]
+    argv = [
+        sys.executable,
+        "-m",
+        "visrec",
+        "serve",
+        *map(str, runs),
+        "--images",
+        str(images),
+        "--port",
+        str(port),
+        "--thumbs",
+        str(out / "thumbs"),
+    ]
+    print(f"\n=== 8. start the web viewer\n$ visrec serve {' '.join(argv[4:])}", flush=True)
+    with open(out / "viewer.log", "w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    (out / "viewer.pid").write_text(str(proc.pid))
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url + "api/health", timeout=1).read()
+            return url + f"users/{_first_test_user(out / 'data')}"
+        except OSError:
+            if proc.poll() is not None:
+                print(f"the viewer did not start; see {out / 'viewer.log'}")
+                return None
+            time.sleep(0.5)
+    return url
+
+
 def run(out: Path) -> None:
     data = out / "data"
     _step("1. generate the demo dataset", ["data", "demo", str(data), "--force"])
     _step("2. describe it", ["data", "stats", str(data)])
     features = _extract_steps(data, out / "features")
     results = _benchmark_step(out, features)
+    runs = [results / "runs" / name for name in ("vbpr", "acf", "visrank")]
+    runs = [r for r in runs if (r / "run.json").is_file()]
+    if runs:
+        user = _first_test_user(data)
+        _step("6. recommend for one user", ["recommend", str(runs[0]), "--user", user, "-k", "10"])
+        _step(
+            "7. a contact sheet of that user",
+            ["grid", str(runs[0]), "--user", user, "-k", "10", "-o", str(out / f"grid-{user}.png")],
+        )
+    url = _serve_step(out, runs, data / "images") if runs else None
     print(f"\nDemo finished. Outputs are under {out.resolve()}:")
     print(f"  dataset      {data}  (images/, interactions.csv, items.csv, truth.json)")
     print(f"  features     {features}  (pooled vectors and small spatial maps, see report.json)")
@@ -120,6 +183,10 @@ def run(out: Path) -> None:
     print(
         f"  plots        {results}/plots/  (metrics by profile size, AUC box plot, first-hit ranks)"
     )
+    if url:
+        print(
+            f"  viewer       {url}  (running in the background; stop it: kill $(cat {out}/viewer.pid))"
+        )
 
 
 if __name__ == "__main__":
