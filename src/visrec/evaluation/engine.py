@@ -182,7 +182,12 @@ def _score(scorer: Scorer, block: np.ndarray, dataset: Dataset, device) -> torch
     if not scores.is_floating_point():
         scores = scores.double()
     # one cheap reduction first: a row sum is NaN iff the row holds a NaN (or both +inf and -inf)
-    suspect = torch.isnan(scores.sum(dim=1))
+    # (NumPy's row sum on the CPU: several times faster than torch's here, same NaN propagation)
+    if scores.device.type == "cpu":
+        with np.errstate(invalid="ignore"):  # inf - inf is the NaN we look for
+            suspect = torch.from_numpy(np.isnan(scores.numpy().sum(axis=1)))
+    else:
+        suspect = torch.isnan(scores.sum(dim=1))
     if bool(suspect.any()):
         bad = torch.zeros_like(suspect)
         bad[suspect] = torch.isnan(scores[suspect]).any(dim=1)
