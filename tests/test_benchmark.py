@@ -251,3 +251,31 @@ def test_missing_feature_store_fails_only_its_models(demo_dir, tmp_path):
     pop, visrank = summary["models"]
     assert pop["status"] == "ok" and visrank["status"] == "failed"
     assert "not-extracted-yet" in visrank["error"]
+
+
+def test_reuse_check_compares_settings_as_stored_in_json(demo_dir, tmp_path):
+    """Tuple options (CuratorNet's strategy_shares) come back from run.json as lists: still the same."""
+    from visrec._io import write_json
+    from visrec.benchmark.runner import _check_same_settings
+    from visrec.models import create
+
+    (tmp_path / "bench.toml").write_text(
+        f'[dataset]\npath = "{demo_dir}"\n[features]\nf = "feats"\n'
+        '[[models]]\nmodel = "curatornet"\nfeatures = "f"\n'
+    )
+    config = load_config(tmp_path / "bench.toml")
+    spec = config.models[0]
+    run_dir = tmp_path / "run"
+    meta = {
+        "model": "curatornet",
+        "config": create("curatornet", {}).config.to_dict(),
+        "data": config.data.__dict__,
+        "features": spec.features,
+        "status": "finished",
+    }
+    write_json(run_dir / "run.json", meta)
+    _check_same_settings(spec, GridPoint(run_dir, {}), config)  # no error
+    meta["config"]["n_clusters"] = 7
+    write_json(run_dir / "run.json", meta)
+    with pytest.raises(Exception, match="n_clusters=7"):
+        _check_same_settings(spec, GridPoint(run_dir, {}), config)

@@ -15,6 +15,7 @@ recorded with its error and the benchmark goes on with the others.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -156,6 +157,7 @@ def _check_same_settings(spec: ModelSpec, point: GridPoint, config: BenchmarkCon
         "data": dataclasses.asdict(config.data),
         "features": spec.features,
     }
+    wanted = json.loads(json.dumps(wanted))  # as run.json stores it (tuples become lists)
     for key, value in wanted.items():
         have = meta.get(key)
         if key == "config":
