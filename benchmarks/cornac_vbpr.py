@@ -168,26 +168,30 @@ def compare_stored(args) -> None:
 
 
 def compare_with_ours(ours_dir: Path, test) -> dict:
-    """Our VBPR's test numbers from the benchmark output, and a paired test on per-user AUC."""
+    """Every VBPR row of our benchmark output, and paired tests (ours vs Cornac) on per-user values."""
     results = ours_dir / "results.json"
     if not results.is_file():
         return {}
-    summary = json.loads(results.read_text())
-    ours = next(
-        (m for m in summary["models"] if m["model"] == "vbpr" and m["status"] == "ok"), None
-    )
-    if ours is None:
-        return {}
     import pandas as pd
 
-    table = pd.read_csv(Path(ours["run_dir"]) / "eval" / "test-full.csv", dtype={"user_id": str})
-    joined = table.merge(test.per_user, on="user_idx", suffixes=("_ours", "_cornac"))
-    tests = {
-        m: paired_tests(joined[f"{m}_ours"].to_numpy(), joined[f"{m}_cornac"].to_numpy()).__dict__
-        for m in METRICS
-    }
-    keep = ("means", "ci95", "train_seconds", "options", "validation")
-    return {"visrec_vbpr": {k: ours[k] for k in keep}, "ours_vs_cornac": tests}
+    summary = json.loads(results.read_text())
+    out = {}
+    for ours in summary["models"]:
+        if ours["model"] != "vbpr" or ours["status"] != "ok":
+            continue
+        table = pd.read_csv(
+            Path(ours["run_dir"]) / "eval" / "test-full.csv", dtype={"user_id": str}
+        )
+        joined = table.merge(test.per_user, on="user_idx", suffixes=("_ours", "_cornac"))
+        tests = {
+            m: paired_tests(
+                joined[f"{m}_ours"].to_numpy(), joined[f"{m}_cornac"].to_numpy()
+            ).__dict__
+            for m in METRICS
+        }
+        keep = ("means", "ci95", "train_seconds", "options", "validation")
+        out[ours["name"]] = {k: ours[k] for k in keep} | {"vs_cornac": tests}
+    return {"visrec_vbpr": out}
 
 
 if __name__ == "__main__":
