@@ -57,3 +57,17 @@ def test_activity_and_tastes(tmp_path):
     baskets = frame.groupby(["user_id", "timestamp"]).size()
     assert (baskets > 1).any()
     assert len(list((out / "images").glob("*.jpg"))) == 200
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from visrec._io import write_json
+
+    write_json(tmp_path / "x.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~mask
+    out = generate_demo(tmp_path / "d", DemoSpec(n_users=5, n_items=12, image_size=16))
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask
