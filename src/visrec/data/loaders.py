@@ -129,11 +129,21 @@ def load_folder(folder: str | Path) -> DatasetSource:
     )
 
 
-def _read_items(path: Path) -> pd.DataFrame:
+def read_string_table(path: Path, **kwargs) -> pd.DataFrame:
+    """A delimited text file read as strings (no NA guessing); any problem is a DataError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("no such file", path=path)
     try:
-        items = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"not a valid item table ({exc})", path=path) from exc
+        raise DataError(f"not a valid table ({exc})", path=path) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _read_items(path: Path) -> pd.DataFrame:
+    items = read_string_table(path)
     if "item_id" not in items.columns:
         raise DataError("item table needs an item_id column", path=path, line=1)
     if items["item_id"].duplicated().any():
@@ -158,14 +168,7 @@ def load_movielens(folder: str | Path, *, posters: str | Path | None = None) -> 
 
 
 def _read_table(path: Path, sep: str, names: list[str], encoding: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError("no such file", path=path)
-    try:
-        frame = pd.read_csv(
-            path, sep=sep, header=None, dtype=str, keep_default_na=False, encoding=encoding
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"not a valid table ({exc})", path=path) from exc
+    frame = read_string_table(path, sep=sep, header=None, encoding=encoding)
     if frame.shape[1] < len(names):
         raise DataError(
             f"expected {len(names)} columns ({', '.join(names)}), found {frame.shape[1]}",
@@ -246,12 +249,7 @@ def load_wikimedia(
 
 
 def _wikimedia_frame(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError("no such file", path=path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"not a valid CSV file ({exc})", path=path) from exc
+    frame = read_string_table(path)
     missing = {"user", "image_id", "timestamp"} - set(frame.columns)
     if missing:
         raise DataError(f"missing column(s) {', '.join(sorted(missing))}", path=path, line=1)

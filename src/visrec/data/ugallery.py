@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from visrec.data.interactions import Interactions
-from visrec.data.loaders import DatasetSource
+from visrec.data.loaders import DatasetSource, read_string_table
 from visrec.errors import ConfigError, DataError
 
 COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -83,17 +83,6 @@ def resolve_columns(
     return found
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError("no such file", path=path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"not a valid CSV file ({exc})", path=path) from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
-
-
 def to_unix_seconds(values: pd.Series, path: Path, column: str) -> np.ndarray:
     """Per value: Unix seconds stay as they are, decimals are floored, anything else is a UTC date."""
     text = values.astype(str).str.strip().reset_index(drop=True)
@@ -136,7 +125,7 @@ def _item_lists(values: pd.Series, path: Path, column: str) -> list[list[str]]:
 def read_purchases(path: str | Path, columns: dict[str, str] | None = None) -> Interactions:
     """Purchases -> one interaction per (buyer, artwork, time)."""
     path = Path(path)
-    frame = _read_csv(path)
+    frame = read_string_table(path)
     cols = resolve_columns(list(frame.columns), "purchases", columns, path)
     items = _item_lists(frame[cols["purchases.items"]], path, cols["purchases.items"])
     times = to_unix_seconds(frame[cols["purchases.timestamp"]], path, cols["purchases.timestamp"])
@@ -154,7 +143,7 @@ def read_purchases(path: str | Path, columns: dict[str, str] | None = None) -> I
 def read_inventory(path: str | Path, columns: dict[str, str] | None = None) -> pd.DataFrame:
     """Inventory -> item table indexed by item_id with ``group`` (the artist) and ``upload_timestamp``."""
     path = Path(path)
-    frame = _read_csv(path)
+    frame = read_string_table(path)
     cols = resolve_columns(list(frame.columns), "inventory", columns, path)
     table = pd.DataFrame(
         {
