@@ -60,7 +60,7 @@ def recommend_profile(
     model: Recommender, profile: np.ndarray, k: int = 20, *, exclude_consumed: bool = True
 ) -> Recommendation:
     """Top-k for a new user given only a profile of item indices (profile-based models)."""
-    profile = np.asarray(profile, dtype=np.int64)
+    profile = np.array(profile, dtype=np.int64)  # a writable copy (torch.from_numpy below)
     if len(profile) == 0:
         raise DataError("the profile is empty: give at least one item id")
     scores = model.score_profiles([profile]).float()
