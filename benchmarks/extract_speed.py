@@ -42,14 +42,11 @@ def make_images(folder: Path, n: int, size: tuple[int, int], seed: int) -> Path:
     return folder
 
 
-def naive(folder: Path, backbone: str, limit: int) -> float:
-    """The tutorial's loop: PIL full decode, torchvision transforms, fp32, batch 8."""
+def naive_transform():
+    """The tutorial's preprocessing: full decode, Resize 256, CenterCrop 224, ImageNet normalisation."""
     from torchvision import transforms
-    from torchvision.models import get_model
 
-    model = get_model(backbone, weights=None).eval()
-    model.fc = torch.nn.Identity()
-    prep = transforms.Compose(
+    return transforms.Compose(
         [
             transforms.Resize(256),
             transforms.CenterCrop(224),
@@ -57,6 +54,15 @@ def naive(folder: Path, backbone: str, limit: int) -> float:
             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
         ]
     )
+
+
+def naive(folder: Path, backbone: str, limit: int) -> float:
+    """The tutorial's loop: PIL full decode, torchvision transforms, fp32, batch 8."""
+    from torchvision.models import get_model
+
+    model = get_model(backbone, weights=None).eval()
+    model.fc = torch.nn.Identity()
+    prep = naive_transform()
     paths = sorted(folder.iterdir())[:limit]
     start = time.perf_counter()
     with torch.no_grad():
@@ -107,18 +113,10 @@ def decode_cpu_ms(folder: Path, limit: int) -> tuple[float, float]:
     """CPU milliseconds per image (process time: robust to other load) to decode and crop to 224:
     the naive way (full decode, torchvision Resize/CenterCrop/ToTensor/Normalize) vs visrec's
     (draft-mode decode, one box resize, uint8)."""
-    from torchvision import transforms
 
     from visrec.features.images import center_crop_resize, load_rgb
 
-    prep = transforms.Compose(
-        [
-            transforms.Resize(256),
-            transforms.CenterCrop(224),
-            transforms.ToTensor(),
-            transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-        ]
-    )
+    prep = naive_transform()
     paths = sorted(folder.iterdir())[:limit]
     torch.set_num_threads(1)
     start = time.process_time()
