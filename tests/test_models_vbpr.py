@@ -98,10 +98,12 @@ def test_batch_projects_each_distinct_item_once():
     assert len(seen) == 1 and seen[0].tolist() == [1, 4, 6]
 
 
+@pytest.mark.parametrize("dense_ratio", [0.0, float("inf")])  # per-triplet gather / dense product
 @pytest.mark.parametrize("n_triplets", [3, 8])  # 6 items < 9 (distinct path), 16 >= 9 (all items)
-def test_gradients_match_per_triplet_projection(n_triplets):
+def test_gradients_match_per_triplet_projection(n_triplets, dense_ratio):
     # projecting distinct (or all) items once must give the gradients of projecting per triplet
     m = random_module()
+    m.dense_ratio = dense_ratio
     rng = np.random.default_rng(n_triplets)
     u, i, j = (
         rng.integers(0, 5, n_triplets),

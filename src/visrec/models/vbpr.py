@@ -50,6 +50,10 @@ class VBPRConfig(TrainConfig):
 class VBPRModule(nn.Module):
     """Scoring maths of VBPR over a fixed (n_items, F) feature buffer."""
 
+    dense_ratio: float = 128.0
+    """Score a batch as one dense product of its distinct users x distinct items when that matrix has at
+    most ``dense_ratio`` entries per (triplet, item) pair; otherwise gather one row per triplet."""
+
     def __init__(
         self,
         n_users: int,
@@ -95,10 +99,21 @@ class VBPRModule(nn.Module):
         # one row per distinct item [gamma_i, E f_i, beta_i + beta'.f_i] against [gamma_u, theta_u, 1]:
         # a single gather (embedding backward) instead of one per term
         table = torch.cat([gamma_i, proj, (beta_i + vbias)[:, None]], dim=1)
-        ones = torch.ones(len(users), 1, dtype=table.dtype, device=table.device)
-        user = torch.cat([self.gamma_user(users), self.theta_user(users), ones], dim=1)
-        x = (user[:, None, :] * F.embedding(where, table)).sum(-1)
+        distinct_users, user_where = torch.unique(users, return_inverse=True)
+        if len(distinct_users) * len(table) <= self.dense_ratio * where.numel():
+            # few distinct (user, item) rows for many triplets (the tutorial's batch of 42,000):
+            # one dense product of the distinct rows, then a gather of scalars, is far cheaper than
+            # gathering a 301-wide row per triplet (2.3x per step on a 2-core CPU)
+            rows = self._user_rows(distinct_users, table)
+            x = (rows @ table.T)[user_where[:, None], where]
+        else:
+            x = (self._user_rows(users, table)[:, None, :] * F.embedding(where, table)).sum(-1)
         return x[:, 0], x[:, 1:]
+
+    def _user_rows(self, users: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """[gamma_u, theta_u, 1], the user side of the single product with the item rows."""
+        ones = torch.ones(len(users), 1, dtype=table.dtype, device=table.device)
+        return torch.cat([self.gamma_user(users), self.theta_user(users), ones], dim=1)
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         proj, vbias = self.visual()  # once per call, for every item
