@@ -33,7 +33,7 @@ from torch import nn
 from visrec.data.dataset import Dataset
 from visrec.errors import DataError
 from visrec.models.config import TrainConfig, check
-from visrec.models.features import item_features
+from visrec.models.features import feature_shape, item_features
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
 from visrec.sampling import last_profiles, pad_profiles
@@ -267,11 +267,7 @@ def _to_cpu(maps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _spatial_shape(features) -> tuple[int, ...]:
     """(n, h, w, d) of a spatial FeatureStore or array, without loading a store's array."""
-    shape = tuple(
-        np.shape(features)
-        if isinstance(features, (np.ndarray, torch.Tensor))
-        else features.array.shape
-    )
+    shape = feature_shape(features)
     if len(shape) != 4:
         raise DataError(
             f"ACF needs spatial features (n, h, w, d); got shape {shape} "

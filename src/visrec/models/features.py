@@ -55,3 +55,10 @@ def item_features(
             "(extract with --layer pooled)"
         )
     return torch.from_numpy(np.ascontiguousarray(array)), np.asarray(absent, dtype=np.int64)
+
+
+def feature_shape(features) -> tuple[int, ...]:
+    """Shape of a FeatureStore's array (or of an aligned array) without reading or aligning it."""
+    if isinstance(features, (np.ndarray, torch.Tensor)):
+        return tuple(np.shape(features))
+    return tuple(features.array.shape)

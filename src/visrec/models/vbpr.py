@@ -19,7 +19,7 @@ from torch import nn
 
 from visrec.data.dataset import Dataset
 from visrec.models.config import TrainConfig, check
-from visrec.models.features import item_features
+from visrec.models.features import feature_shape, item_features
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
 
@@ -132,7 +132,7 @@ class VBPR(GradientRecommender):
     features = "pooled"
 
     def _dims(self, dataset: Dataset, features) -> dict:
-        n_features = int(item_features(features, dataset.items)[0].shape[1])
+        n_features = int(feature_shape(features)[-1])  # aligned once, in _attach
         return {"n_users": dataset.n_users, "n_items": dataset.n_items, "n_features": n_features}
 
     def _build(self, dims: dict) -> nn.Module:
