@@ -114,7 +114,9 @@ def _first_test_user(data: Path) -> str:
     return next(ds.users.id(u) for u in range(ds.n_users) if ds.test[u].nnz)
 
 
-def _serve_step(out: Path, runs: list[Path], images: Path, port: int = 8000) -> str | None:
+def _serve_step(
+    out: Path, runs: list[Path], images: Path, user: str, port: int = 8000
+) -> str | None:
     """Start the viewer on the demo runs in the background and wait until it answers."""
     import os
     import socket
@@ -151,7 +153,7 @@ def _serve_step(out: Path, runs: list[Path], images: Path, port: int = 8000) -> 
     for _ in range(120):
         try:
             urllib.request.urlopen(url + "api/health", timeout=1).read()
-            return url + f"users/{_first_test_user(out / 'data')}"
+            return url + f"users/{user}"
         except OSError:
             if proc.poll() is not None:
                 print(f"the viewer did not start; see {out / 'viewer.log'}")
@@ -175,7 +177,7 @@ def run(out: Path) -> None:
             "7. a contact sheet of that user",
             ["grid", str(runs[0]), "--user", user, "-k", "10", "-o", str(out / f"grid-{user}.png")],
         )
-    url = _serve_step(out, runs, data / "images") if runs else None
+    url = _serve_step(out, runs, data / "images", user) if runs else None
     print(f"\nDemo finished. Outputs are under {out.resolve()}:")
     print(f"  dataset      {data}  (images/, interactions.csv, items.csv, truth.json)")
     print(f"  features     {features}  (pooled vectors and small spatial maps, see report.json)")
