@@ -82,7 +82,8 @@ class BenchmarkConfig:
     n_boot: int = 1000
     alpha: float = 0.05
     select_metric: str = "AUC"
-    block_size: int = 256
+    block_size: int | None = None
+    """Users scored at once in evaluation; None: the engine's default (about 16.8M scores)."""
 
 
 def load_config(path: str | Path) -> BenchmarkConfig:
@@ -122,10 +123,12 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
         n_boot=_typed(bench, "n_boot", int, 1000, where),
         alpha=float(_typed(bench, "alpha", (int, float), 0.05, where)),
         select_metric=_typed(bench, "select_metric", str, "AUC", where),
-        block_size=_typed(bench, "block_size", int, 256, where),
+        block_size=_typed(bench, "block_size", int, None, where),
     )
-    if config.seed < 0 or config.n_boot < 1 or not 0 < config.alpha < 1 or config.block_size < 1:
+    if config.seed < 0 or config.n_boot < 1 or not 0 < config.alpha < 1:
         raise ConfigError(f"{where}: [benchmark] needs seed >= 0, n_boot >= 1, 0 < alpha < 1")
+    if config.block_size is not None and config.block_size < 1:
+        raise ConfigError(f"{where}: [benchmark] block_size must be >= 1, got {config.block_size}")
     if not _SELECT.fullmatch(config.select_metric):
         raise ConfigError(
             f"{where}: [benchmark] select_metric {config.select_metric!r}: expected AUC, RR, R@k, "

@@ -4,7 +4,13 @@
 code uses (it cannot read test targets). See docs/evaluation.md.
 """
 
-from visrec.evaluation.engine import MODES, evaluate, validation_score
+from visrec.evaluation.engine import (
+    MODES,
+    evaluate,
+    evaluate_modes,
+    matrix_scorer,
+    validation_score,
+)
 from visrec.evaluation.metrics import DEFAULT_KS, METRIC_KEYS, metric_names
 from visrec.evaluation.results import EvalResult, metric_key
 
@@ -14,6 +20,8 @@ __all__ = [
     "MODES",
     "EvalResult",
     "evaluate",
+    "evaluate_modes",
+    "matrix_scorer",
     "metric_key",
     "metric_names",
     "validation_score",

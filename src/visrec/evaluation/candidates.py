@@ -44,12 +44,14 @@ def padded(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarr
     """Rows ``values[starts[i]:ends[i]]`` stacked into a -1-padded int64 matrix."""
     lengths = ends - starts
     width = int(lengths.max()) if len(lengths) else 0
-    cols = np.arange(width)
-    valid = cols[None, :] < lengths[:, None]
-    if len(values) == 0:
-        return np.full((len(starts), width), -1, dtype=np.int64)
-    pos = np.minimum(starts[:, None] + cols[None, :], len(values) - 1)
-    return np.where(valid, values[pos], -1).astype(np.int64)
+    out = np.full((len(starts), width), -1, dtype=np.int64)
+    total = int(lengths.sum())
+    if total:
+        # positions of every row's segment, concatenated in row-major order (the order of the mask)
+        offsets = np.cumsum(lengths) - lengths
+        positions = np.arange(total) + np.repeat(starts - offsets, lengths)
+        out[np.arange(width)[None, :] < lengths[:, None]] = values[positions]
+    return out
 
 
 def csr_rows(matrix: sp.csr_matrix, users: np.ndarray) -> np.ndarray:

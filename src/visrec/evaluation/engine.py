@@ -8,8 +8,9 @@ Three modes (docs/evaluation.md has the definitions side by side and a worked ex
 - ``tutorial``: the IUI 2021 VisRec notebooks' definitions (last-10 profile window, inventory-normalised AUC,
   hits-normalised nDCG), to set numbers beside the published table.
 
-Users are scored in blocks of ``block_size`` with one scorer call each; ranks are exact integer counts, so
-every per-user value is identical for any block size and on CPU or CUDA.
+Users are scored in blocks of ``block_size`` with one scorer call each (by default as many users as make
+about ``AUTO_BLOCK_SCORES`` scores); ranks are exact integer counts, so every per-user value is identical for
+any block size and on CPU or CUDA.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from visrec.data import Dataset
 from visrec.errors import ConfigError, VisrecError
 from visrec.evaluation import candidates as cand
 from visrec.evaluation import metrics
-from visrec.evaluation.ranking import BlockRanks, gather_padded, rank_block
+from visrec.evaluation.ranking import (
+    BlockRanks,
+    fused_counts,
+    gather_padded,
+    has_nan,
+    rank_block,
+    ranks_from_counts,
+    row_counts,
+)
 from visrec.evaluation.results import EvalResult, build_table, means_of, metric_key
 
 log = logging.getLogger(__name__)
@@ -33,6 +42,13 @@ log = logging.getLogger(__name__)
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 MODES = ("full", "sampled", "tutorial")
 SPLITS = ("test", "validation")
+AUTO_BLOCK_SCORES = 1 << 24
+"""Default block: users whose score rows hold about 16.8M scores together (128 MB in float64)."""
+
+
+def auto_block_size(n_items: int) -> int:
+    """The default number of users scored at once for a catalogue of ``n_items``."""
+    return max(1, AUTO_BLOCK_SCORES // max(1, n_items))
 
 
 def evaluate(
@@ -42,7 +58,7 @@ def evaluate(
     split: str,
     mode: str = "full",
     ks: Iterable[int] = metrics.DEFAULT_KS,
-    block_size: int = 256,
+    block_size: int | None = None,
     n_negatives: int = 100,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -55,33 +71,82 @@ def evaluate(
     ``(B, n_items)``, higher is better; NaN scores raise :class:`VisrecError`, ``-inf`` is a valid lowest
     score. ``split`` ('test' or 'validation') has no default on purpose. ``users`` restricts evaluation to
     those user indices (e.g. one rank's shard); users without targets in the split are not counted.
-    ``device`` is where ranks are computed (default: wherever the scorer's output lives).
+    ``device`` is where ranks are computed (default: wherever the scorer's output lives). ``block_size``
+    users are scored per scorer call (default :func:`auto_block_size`); it bounds memory and never
+    changes a result.
     """
-    ks = _check_args(split, mode, ks, block_size, n_negatives, seed, profile_window)
-    label = f"sampled@{n_negatives}" if mode == "sampled" else mode
+    return evaluate_modes(
+        scorer,
+        dataset,
+        split=split,
+        modes=(mode,),
+        ks=ks,
+        block_size=block_size,
+        n_negatives=n_negatives,
+        seed=seed,
+        device=device,
+        users=users,
+        profile_window=profile_window,
+    )[mode]
+
+
+def evaluate_modes(
+    scorer: Scorer,
+    dataset: Dataset,
+    *,
+    split: str,
+    modes: Iterable[str],
+    ks: Iterable[int] = metrics.DEFAULT_KS,
+    block_size: int | None = None,
+    n_negatives: int = 100,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    users: np.ndarray | None = None,
+    profile_window: int = 10,
+) -> dict[str, EvalResult]:
+    """Several modes of :func:`evaluate` from one scoring pass: ``{mode: EvalResult}``.
+
+    Each block of users is scored once; ``full`` and ``tutorial`` also share the pass that counts the
+    scores above and equal to each truth item. Every result is identical to a separate :func:`evaluate`.
+    """
+    modes = tuple(dict.fromkeys(modes))
+    ks = _check_args(split, modes, ks, block_size, n_negatives, seed, profile_window)
     targets = dataset.targets(split)
     history = cand.build_history(dataset, split)
     users = _users_to_evaluate(dataset, targets, users)
-    columns: dict[str, list[np.ndarray]] = {}
-    skipped: list[np.ndarray] = []
+    block_size = block_size or auto_block_size(dataset.n_items)
+    columns: dict[str, dict[str, list[np.ndarray]]] = {mode: {} for mode in modes}
+    skipped: dict[str, list[np.ndarray]] = {mode: [] for mode in modes}
     for start in range(0, len(users), block_size):
         block = users[start : start + block_size]
         scores = _score(scorer, block, dataset, device)
-        ranks = _block_ranks(
-            scores,
-            block,
+        ranked = _rank_modes(
+            modes, scores, block, dataset, targets, history, n_negatives, seed, profile_window
+        )
+        for mode, ranks in ranked.items():
+            ok = _has_negatives(ranks, mode, dataset.n_items)
+            skipped[mode].append(block[~ok])
+            _collect(columns[mode], block[ok], ranks, ok, history, mode, dataset.n_items, ks)
+    return {
+        mode: _result(
+            columns[mode],
+            skipped[mode],
+            dataset,
+            split,
             mode,
-            targets,
-            history,
-            dataset.n_items,
+            ks,
             n_negatives,
             seed,
             profile_window,
         )
-        ok = _has_negatives(ranks, mode, dataset.n_items)
-        skipped.append(block[~ok])
-        _collect(columns, block[ok], ranks, ok, history, mode, dataset.n_items, ks)
-    table = build_table(_finish_columns(columns, dataset, label, ks))
+        for mode in modes
+    }
+
+
+def _result(columns, skipped, dataset, split, mode, ks, n_negatives, seed, window) -> EvalResult:
+    label = f"sampled@{n_negatives}" if mode == "sampled" else mode
+    finished = _finish_columns(columns, dataset, label, ks)
+    table = build_table(finished)
     skipped_ids = dataset.users.ids_of(np.concatenate(skipped or [np.zeros(0, np.int64)])).tolist()
     if skipped_ids:
         log.warning(
@@ -95,19 +160,40 @@ def evaluate(
         "n_items": dataset.n_items,
         "seed": seed,
         "n_negatives": n_negatives if mode == "sampled" else None,
-        "profile_window": profile_window if mode == "tutorial" else None,
+        "profile_window": window if mode == "tutorial" else None,
     }
     result = EvalResult(
         mode=label,
         split=split,
         ks=ks,
-        means=means_of(table, keys),
+        means=means_of(finished, keys),
         per_user=table,
         skipped=[str(u) for u in skipped_ids],
         meta=meta,
     )
     log.info("%s", result.summary())
     return result
+
+
+def matrix_scorer(scores: np.ndarray | torch.Tensor) -> Scorer:
+    """A scorer over a precomputed ``(n_users, n_items)`` score matrix (NumPy or torch, any device).
+
+    A block of consecutive users is returned as a view of the matrix rows (no copy); other blocks are
+    gathered. Use it to evaluate scores computed elsewhere (another library, a saved matrix)."""
+    table = torch.as_tensor(scores)
+    if table.ndim != 2:
+        raise ConfigError(
+            f"a score matrix must be 2-D (users x items), got shape {tuple(table.shape)}"
+        )
+
+    def score(user_idx: torch.Tensor) -> torch.Tensor:
+        if len(user_idx) and int(user_idx[-1]) - int(user_idx[0]) == len(user_idx) - 1:
+            first = int(user_idx[0])
+            if bool((user_idx == torch.arange(first, first + len(user_idx))).all()):
+                return table[first : first + len(user_idx)]
+        return table[user_idx.to(table.device)]
+
+    return score
 
 
 def validation_score(scorer: Scorer, dataset: Dataset, metric: str = "AUC", **kwargs) -> float:
@@ -136,17 +222,20 @@ def validation_score(scorer: Scorer, dataset: Dataset, metric: str = "AUC", **kw
     return float(result.means[metric_key(metric, result.mode)])
 
 
-def _check_args(split, mode, ks, block_size, n_negatives, seed, profile_window) -> tuple[int, ...]:
+def _check_args(split, modes, ks, block_size, n_negatives, seed, profile_window) -> tuple[int, ...]:
     if split not in SPLITS:
         raise ConfigError(f"split must be 'test' or 'validation', not {split!r}")
-    if mode not in MODES:
-        raise ConfigError(f"unknown evaluation mode {mode!r}; choose from {', '.join(MODES)}")
+    if not modes:
+        raise ConfigError(f"no evaluation mode given; choose from {', '.join(MODES)}")
+    for mode in modes:
+        if mode not in MODES:
+            raise ConfigError(f"unknown evaluation mode {mode!r}; choose from {', '.join(MODES)}")
     ks = tuple(int(k) for k in ks)
     if not ks or min(ks) < 1 or len(set(ks)) != len(ks):
         raise ConfigError(f"ks must be distinct positive cut-offs, got {ks}")
-    if block_size < 1:
+    if block_size is not None and block_size < 1:
         raise ConfigError(f"block_size must be >= 1, got {block_size}")
-    if mode == "sampled" and n_negatives < 1:
+    if "sampled" in modes and n_negatives < 1:
         raise ConfigError(f"n_negatives must be >= 1, got {n_negatives}")
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}")
@@ -181,37 +270,55 @@ def _score(scorer: Scorer, block: np.ndarray, dataset: Dataset, device) -> torch
         scores = scores.to(device)
     if not scores.is_floating_point():
         scores = scores.double()
-    # one cheap reduction first: a row sum is NaN iff the row holds a NaN (or both +inf and -inf)
-    # (NumPy's row sum on the CPU: several times faster than torch's here, same NaN propagation)
-    if scores.device.type == "cpu":
-        with np.errstate(invalid="ignore"):  # inf - inf is the NaN we look for
-            suspect = torch.from_numpy(np.isnan(scores.numpy().sum(axis=1)))
-    else:
-        suspect = torch.isnan(scores.sum(dim=1))
-    if bool(suspect.any()):
-        bad = torch.zeros_like(suspect)
-        bad[suspect] = torch.isnan(scores[suspect]).any(dim=1)
-        if bool(bad.any()):
-            users = dataset.users.ids_of(block[bad.cpu().numpy()])
-            raise VisrecError(
-                f"the scorer returned NaN scores for {len(users)} users, e.g. "
-                f"{users[:5].tolist()}; scores must be numbers (-inf is allowed)"
-            )
+    elif scores.device.type == "cpu" and scores.dtype in (torch.float16, torch.bfloat16):
+        scores = scores.float()  # exact: every half value is a float32; NumPy has no bfloat16
     return scores
 
 
-def _block_ranks(scores, block, mode, targets, history, n_items, n_negatives, seed, window):
-    dev = scores.device
-    truth_items = torch.from_numpy(cand.csr_rows(targets, block)).to(dev)
-    truth = gather_padded(scores, truth_items)
-    if mode == "sampled":
-        neg = cand.negatives_block(history, targets, block, n_items, n_negatives, seed)
-        reference = torch.cat([truth, gather_padded(scores, torch.from_numpy(neg).to(dev))], dim=1)
+def _check_finite(nan_rows: torch.Tensor, block: np.ndarray, dataset: Dataset) -> None:
+    if bool(nan_rows.any()):
+        users = dataset.users.ids_of(block[nan_rows.cpu().numpy()])
+        raise VisrecError(
+            f"the scorer returned NaN scores for {len(users)} users, e.g. "
+            f"{users[:5].tolist()}; scores must be numbers (-inf is allowed)"
+        )
+
+
+def _rank_modes(
+    modes, scores, block, dataset, targets, history, n_negatives, seed, window
+) -> dict[str, BlockRanks]:
+    """Ranks of one block's truth items in each mode, from one pass over its scores."""
+    dev, n_items = scores.device, dataset.n_items
+    truth = gather_padded(scores, torch.from_numpy(cand.csr_rows(targets, block)).to(dev))
+    ranked = [mode for mode in modes if mode != "sampled"]
+    starts, ends = history.indptr[block], history.indptr[block + 1]
+    fused = fused_counts(scores, truth, history.items, starts, ends, window) if ranked else None
+    if fused is not None:
+        counts, nan_rows = (fused.greater, fused.equal), fused.nan_rows
+    elif ranked:
+        greater, equal, nan_rows = row_counts(scores, truth)
+        counts = (greater, equal)
     else:
-        last = window if mode == "tutorial" else None
-        excluded = torch.from_numpy(history.rows(block, last=last)).to(dev)
-        return rank_block(scores, truth, excluded=gather_padded(scores, excluded))
-    return rank_block(reference, truth)
+        nan_rows = has_nan(scores)
+    _check_finite(nan_rows, block, dataset)
+    out = {}
+    for mode in modes:
+        if mode == "sampled":
+            neg = cand.negatives_block(history, targets, block, n_items, n_negatives, seed)
+            negatives = gather_padded(scores, torch.from_numpy(neg).to(dev))
+            out[mode] = rank_block(torch.cat([truth, negatives], dim=1), truth)
+        elif fused is not None:  # subtract the excluded items' counts: no gather of their scores
+            x_greater, x_equal, n_excluded = fused.history if mode == "full" else fused.window
+            out[mode] = ranks_from_counts(
+                truth, counts[0] - x_greater, counts[1] - x_equal, n_items - n_excluded
+            )
+        else:
+            last = window if mode == "tutorial" else None
+            excluded = torch.from_numpy(history.rows(block, last=last)).to(dev)
+            out[mode] = rank_block(
+                scores, truth, excluded=gather_padded(scores, excluded), counts=counts
+            )
+    return out
 
 
 def _has_negatives(ranks: BlockRanks, mode: str, n_items: int) -> np.ndarray:

@@ -8,10 +8,11 @@ of the block. In sampled mode the reference is the gathered ``truth + negatives`
 NaN is the "absent" marker because it compares False with everything: a scorer's own ``-inf`` scores stay
 ordinary, lowest-possible candidate scores that tie with each other (NaN scores are rejected upstream).
 
-Whole rows are never sorted when a block's truth sets are small: each truth column is compared against the
-block (``B x n_items`` booleans at a time, so memory is bounded by the block size); blocks with large truth
-sets sort each row once and use binary search. Both give the same integer counts, so results do not depend
-on the block size or on the path taken.
+Whole rows are never sorted when a block's truth sets are small: each truth score is compared against its
+row (on the CPU by the fused numba kernel of :mod:`visrec.evaluation.kernels`, one pass per row that also
+counts NaN scores; else NumPy or torch, ``B x n_items`` booleans at a time, so memory is bounded by the block
+size); blocks with large truth sets sort each row once and use binary search. All give the same integer
+counts, so results do not depend on the block size or on the path taken.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from visrec.evaluation import kernels
 
 COMPARE_MAX_TRUTH = 16
 """Use per-column comparisons up to this many truth items per row, sorting + binary search above."""
@@ -42,10 +45,95 @@ def tie_counts(
     raise ValueError(f"unknown method {method!r}")
 
 
+def row_counts(
+    reference: torch.Tensor, queries: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`tie_counts` (``method='auto'``) plus a per-row flag: does ``reference[b]`` hold a NaN?
+
+    The engine calls this once per block on the full score rows, so the scorer's NaN check rides along
+    with the counting pass on the CPU kernel instead of costing a pass of its own."""
+    if queries.shape[1] <= COMPARE_MAX_TRUTH and reference.device.type == "cpu":
+        fused = _kernel_counts(reference, queries)
+        if fused is not None:
+            greater, equal, nan = fused
+            return greater, equal, nan > 0
+    greater, equal = tie_counts(reference, queries)
+    return greater, equal, has_nan(reference)
+
+
+@dataclass(frozen=True)
+class FusedCounts:
+    """One pass of the CPU kernel over a block: counts over whole rows, over each user's history and
+    over its last ``window`` history items (torch int64 tensors; ``(B, t)`` unless noted)."""
+
+    greater: torch.Tensor
+    equal: torch.Tensor
+    nan_rows: torch.Tensor  # (B,) bool
+    history: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # greater, equal, sizes (B,)
+    window: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def fused_counts(
+    scores: torch.Tensor,
+    truth_scores: torch.Tensor,
+    items: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    window: int,
+) -> FusedCounts | None:
+    """Row, history and window counts of each truth score in one kernel pass (history of row ``b``:
+    ``items[starts[b]:ends[b]]``, distinct item indices); ``None`` where the kernel does not apply
+    (no numba, not on the CPU, half precision, or more than ``COMPARE_MAX_TRUTH`` truth items)."""
+    if (
+        scores.device.type != "cpu"
+        or scores.dtype not in (torch.float32, torch.float64)
+        or truth_scores.shape[1] > COMPARE_MAX_TRUTH
+    ):
+        return None
+    out = kernels.history_counts(
+        scores.detach().numpy(), truth_scores.detach().numpy(), items, starts, ends, window
+    )
+    if out is None:
+        return None
+    greater, equal, nan, h_gt, h_eq, w_gt, w_eq = (torch.from_numpy(a) for a in out)
+    sizes = torch.from_numpy(ends - starts)
+    return FusedCounts(
+        greater=greater,
+        equal=equal,
+        nan_rows=nan > 0,
+        history=(h_gt, h_eq, sizes),
+        window=(w_gt, w_eq, sizes.clamp(max=window)),
+    )
+
+
+def has_nan(scores: torch.Tensor) -> torch.Tensor:
+    """Per-row flag (bool tensor): does the row hold a NaN? One cheap reduction first: a row sum is NaN iff
+    the row holds a NaN or both +inf and -inf; only such rows are searched."""
+    if scores.device.type == "cpu":  # NumPy's row sum: several times faster than torch's here
+        with np.errstate(invalid="ignore"):  # inf - inf is the NaN we look for
+            suspect = torch.from_numpy(np.isnan(scores.numpy().sum(axis=1)))
+    else:
+        suspect = torch.isnan(scores.sum(dim=1))
+    flags = torch.zeros_like(suspect)
+    if bool(suspect.any()):
+        flags[suspect] = torch.isnan(scores[suspect]).any(dim=1).to(flags.device)
+    return flags
+
+
+def _kernel_counts(reference: torch.Tensor, queries: torch.Tensor):
+    if reference.dtype not in (torch.float32, torch.float64):
+        return None
+    out = kernels.row_counts(reference.detach().numpy(), queries.detach().numpy())
+    return None if out is None else tuple(torch.from_numpy(a) for a in out)
+
+
 def _counts_by_comparison(
     reference: torch.Tensor, queries: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     if reference.device.type == "cpu":
+        fused = _kernel_counts(reference, queries)
+        if fused is not None:
+            return fused[0], fused[1]
         return _counts_by_comparison_numpy(reference, queries)
     shape = queries.shape
     greater = torch.zeros(shape, dtype=torch.int64, device=queries.device)
@@ -116,6 +204,7 @@ def rank_block(
     truth_scores: torch.Tensor,
     *,
     excluded: torch.Tensor | None = None,
+    counts: tuple[torch.Tensor, torch.Tensor] | None = None,
     method: str = "auto",
 ) -> BlockRanks:
     """Ranks of ``truth_scores`` (NaN-padded ``(B, t)``) among the candidates of each row.
@@ -123,15 +212,32 @@ def rank_block(
     Candidates are the non-NaN entries of ``reference``; or, when ``excluded`` is given, every entry of
     ``reference`` (then a full score row without NaN) minus the excluded ones, given by their scores
     (NaN-padded ``(B, h)``, each item at most once per row). Every truth item must be a candidate.
+    ``counts`` are ``tie_counts(reference, truth_scores)`` when the caller already has them (several
+    modes ranked from one pass over the block).
     """
-    pad = torch.isnan(truth_scores)
-    greater, equal = tie_counts(reference, truth_scores, method=method)
+    greater, equal = (
+        counts if counts is not None else tie_counts(reference, truth_scores, method=method)
+    )
     if excluded is None:
         n_candidates = (~torch.isnan(reference)).sum(dim=1)
     else:
         x_greater, x_equal = tie_counts(excluded, truth_scores, method=method)
         greater, equal = greater - x_greater, equal - x_equal
         n_candidates = reference.shape[1] - (~torch.isnan(excluded)).sum(dim=1)
+    return ranks_from_counts(truth_scores, greater, equal, n_candidates, method=method)
+
+
+def ranks_from_counts(
+    truth_scores: torch.Tensor,
+    greater: torch.Tensor,
+    equal: torch.Tensor,
+    n_candidates: torch.Tensor,
+    *,
+    method: str = "auto",
+) -> BlockRanks:
+    """Ranks from the counts of candidates above and equal to each truth score (the truth item itself
+    included in ``equal``); ``n_candidates`` per row."""
+    pad = torch.isnan(truth_scores)
     t_greater, t_equal = tie_counts(truth_scores, truth_scores, method=method)
     ranks = greater.double() + 0.5 * (equal.double() - 1.0)
     within = t_greater.double() + 0.5 * (t_equal.double() - 1.0)
@@ -141,6 +247,6 @@ def rank_block(
     return BlockRanks(
         ranks=ranks.cpu().numpy(),
         negatives_above=above.cpu().numpy(),
-        n_candidates=n_candidates.cpu().numpy(),
+        n_candidates=torch.as_tensor(n_candidates).cpu().numpy(),
         n_truth=n_truth.cpu().numpy(),
     )

@@ -1,6 +1,6 @@
 """EvalResult: means, per-user values, mode, split and cut-offs of one evaluation; JSON and CSV.
 
-Means are recomputed from the per-user table (sorted by user index, summed with ``math.fsum``), so merging
+Means are recomputed from the per-user table (sorted by user index, then summed in that order), so merging
 the shards of several ranks with :meth:`EvalResult.concat` gives exactly the means of a single run.
 """
 
@@ -25,10 +25,14 @@ def metric_key(name: str, mode: str) -> str:
     return f"{name}[{mode}]" if mode.startswith("sampled") else name
 
 
-def means_of(per_user: pd.DataFrame, keys: list[str]) -> dict[str, float]:
-    """Exactly rounded mean of each metric column (order independent); NaN for an empty table."""
-    n = len(per_user)
-    return {k: (math.fsum(per_user[k].to_numpy()) / n if n else math.nan) for k in keys}
+def means_of(per_user: pd.DataFrame | dict[str, np.ndarray], keys: list[str]) -> dict[str, float]:
+    """Mean of each metric column of a user-sorted table (a DataFrame or its columns); NaN when empty.
+
+    The sum runs over the table in user-index order, so the same users give bit-identical means whatever
+    the block size or the number of shards they were computed in."""
+    columns = {k: np.asarray(per_user[k], dtype=np.float64) for k in keys}
+    n = len(next(iter(columns.values()))) if columns else 0
+    return {k: (float(np.sum(v)) / n if n else math.nan) for k, v in columns.items()}
 
 
 @dataclass
@@ -162,4 +166,6 @@ def _typed(table: pd.DataFrame) -> pd.DataFrame:
 def build_table(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """The per-user table sorted by user index."""
     table = pd.DataFrame(columns)
+    if np.all(np.diff(table["user_idx"].to_numpy()) > 0):  # the engine's own order: nothing to do
+        return table
     return table.sort_values("user_idx", kind="stable").reset_index(drop=True)

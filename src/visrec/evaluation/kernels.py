@@ -1,0 +1,172 @@
+"""Fused CPU counting kernel for the ranking step (numba, optional: ``pip install 'visrec[fast]'``).
+
+For each row ``b`` of a score block and each query score ``s = queries[b, j]`` the kernel counts, in one
+pass over the row, the entries strictly greater than ``s`` and those equal to ``s``, and for ``j == 0`` also
+the NaN entries (so the scorer's NaN check costs no pass of its own). NumPy needs one pass per comparison
+plus one per reduction, and the block does not stay in cache between them; the kernel reads each row once
+while it is in L1/L2. Rows are split across ``torch.get_num_threads()`` threads (the kernel releases the
+GIL), so the thread count follows the user's torch setting and no second threading runtime is started.
+
+The counts are exact integers, identical to NumPy's (``tests/test_eval_kernels.py`` compares both on
+ties, NaN pads and infinities), so results never depend on which path ran. Without numba, or with
+``VISREC_NUMBA=0``, :func:`row_counts` returns ``None`` and the caller uses NumPy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+MIN_PARALLEL_ELEMENTS = 1 << 18
+"""Blocks with fewer score entries than this run on one thread (dispatch would cost more than it saves)."""
+
+_state: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def enabled() -> bool:
+    """Whether the numba kernel is used (numba importable and ``VISREC_NUMBA`` not ``0``)."""
+    return _kernel() is not None
+
+
+def row_counts(
+    reference: np.ndarray, queries: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(greater, equal, nan)``: ``greater[b, j] = #{reference[b] > queries[b, j]}``, ``equal`` likewise
+    for ``==`` (int64, shape of ``queries``) and ``nan[b]`` the NaN entries of ``reference[b]`` (only
+    counted when ``queries`` has a column; else zeros). ``None`` when the kernel is unavailable.
+
+    ``reference`` and ``queries`` are float32 or float64 arrays of the same dtype.
+    """
+    none = np.zeros(reference.shape[0], dtype=np.int64)
+    out = history_counts(reference, queries, np.zeros(0, np.int64), none, none, 0)
+    return None if out is None else out[:3]
+
+
+def history_counts(
+    reference: np.ndarray,
+    queries: np.ndarray,
+    items: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    window: int,
+) -> tuple[np.ndarray, ...] | None:
+    """:func:`row_counts` plus the same counts over a subset of each row: ``(greater, equal, nan,
+    h_greater, h_equal, w_greater, w_equal)``.
+
+    Row ``b``'s subset is ``reference[b, items[starts[b]:ends[b]]]`` (its history: distinct item
+    indices), counted whole (``h_``) and over its last ``window`` entries (``w_``). The engine subtracts
+    them from the row counts to rank among unconsumed items (full mode) or outside the last-10 window
+    (tutorial mode) without gathering the history's scores. ``None`` when the kernel is unavailable.
+    """
+    kernel = _kernel()
+    if kernel is None:
+        return None
+    reference = np.ascontiguousarray(reference)
+    queries = np.ascontiguousarray(queries, dtype=reference.dtype)
+    items, starts, ends = (np.ascontiguousarray(a, dtype=np.int64) for a in (items, starts, ends))
+    n_rows = reference.shape[0]
+    counts = [np.empty(queries.shape, dtype=np.int64) for _ in range(6)]
+    nan = np.zeros(n_rows, dtype=np.int64)
+    out = (*counts[:2], nan, *counts[2:])
+    threads = min(torch.get_num_threads(), n_rows)
+    if threads <= 1 or reference.size < MIN_PARALLEL_ELEMENTS:
+        kernel(reference, queries, items, starts, ends, window, *out)
+        return out
+    step = -(-n_rows // threads)
+    parts = [slice(first, first + step) for first in range(0, n_rows, step)]
+    futures = [
+        _pool(threads).submit(
+            kernel,
+            reference[p],
+            queries[p],
+            items,
+            starts[p],
+            ends[p],
+            window,
+            *(a[p] for a in out),
+        )
+        for p in parts
+    ]
+    for future in futures:
+        future.result()
+    return out
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    with _lock:
+        pool = _state.get("pool")
+        if pool is None or _state["pool_size"] < threads:  # grows when torch's thread count grows
+            pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="visrec-count")
+            _state["pool"], _state["pool_size"] = pool, threads
+        return pool
+
+
+def _kernel():
+    if "kernel" not in _state:
+        with _lock:
+            if "kernel" not in _state:
+                _state["kernel"] = _compile()
+    return _state["kernel"]
+
+
+def _compile():
+    if os.environ.get("VISREC_NUMBA", "1") == "0":
+        log.info("VISREC_NUMBA=0: ranking counts use NumPy")
+        return None
+    try:
+        import numba
+    except ImportError:
+        log.info("numba is not installed: ranking counts use NumPy (pip install 'visrec[fast]')")
+        return None
+    try:
+        return numba.njit(nogil=True, cache=True)(_count_rows)
+    except RuntimeError:  # no writable cache location (read-only install, no user cache dir)
+        return numba.njit(nogil=True)(_count_rows)
+
+
+def _count_rows(  # pragma: no cover (compiled by numba)
+    reference, queries, items, starts, ends, window, greater, equal, nan, h_gt, h_eq, w_gt, w_eq
+):
+    n_rows, n_cols = reference.shape
+    n_queries = queries.shape[1]
+    for b in range(n_rows):
+        row = reference[b]
+        for j in range(n_queries):
+            s = queries[b, j]
+            g = np.int32(0)
+            e = np.int32(0)
+            c = np.int32(0)
+            for i in range(n_cols):
+                x = row[i]
+                g += np.int32(x > s)
+                e += np.int32(x == s)
+                if j == 0:
+                    c += np.int32(x != x)
+            greater[b, j] = g
+            equal[b, j] = e
+            if j == 0:
+                nan[b] = c
+            # the row's history, whole and its last `window` entries (the row is still in cache)
+            first_in_window = ends[b] - window
+            g = e = wg = we = np.int32(0)
+            for k in range(starts[b], ends[b]):
+                x = row[items[k]]
+                above = np.int32(x > s)
+                same = np.int32(x == s)
+                g += above
+                e += same
+                if k >= first_in_window:
+                    wg += above
+                    we += same
+            h_gt[b, j] = g
+            h_eq[b, j] = e
+            w_gt[b, j] = wg
+            w_eq[b, j] = we
