@@ -66,3 +66,22 @@ def test_not_a_run_and_unfinished_runs_are_clear_errors(tmp_path, capsys):
     with pytest.raises(VisrecError, match="has not finished"):
         evaluate_run(tmp_path)
     assert not (tmp_path / "eval").exists()
+
+
+def test_several_modes_from_one_command(demo_dir, tmp_path, capsys):
+    run_dir = tmp_path / "pop"
+    train_run("pop", DataSpec(str(demo_dir)), run_dir)
+    assert main(["evaluate", str(run_dir), "--mode", "full", "--mode", "tutorial"]) == 0
+    assert capsys.readouterr().out.count("wrote") == 2
+    run = load_run(run_dir)
+    for mode in ("full", "tutorial"):
+        stored = load_evaluation(run_dir, "test", mode)
+        direct = evaluate(run.model.score, run.dataset, split="test", mode=mode)
+        assert stored.means == pytest.approx(direct.means, abs=1e-12)
+    # one of the two exists already: refused before anything is computed or written
+    sampled_json, _ = eval_paths(run_dir, "test", "sampled")
+    tutorial_json, _ = eval_paths(run_dir, "test", "tutorial")
+    before = tutorial_json.read_text()
+    assert main(["evaluate", str(run_dir), "--mode", "sampled", "--mode", "tutorial"]) == 2
+    assert str(tutorial_json) in capsys.readouterr().err
+    assert not sampled_json.exists() and tutorial_json.read_text() == before

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from visrec.evaluation.engine import MODES, SPLITS
-from visrec.evaluation.runs import eval_paths, evaluate_run
+from visrec.evaluation.runs import eval_paths, evaluate_run_modes
 
 
 @click.command("evaluate")
@@ -15,10 +15,13 @@ from visrec.evaluation.runs import eval_paths, evaluate_run
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option(
     "--mode",
+    "modes",
     type=click.Choice(MODES),
-    default="full",
+    multiple=True,
+    default=("full",),
     show_default=True,
-    help="full ranking, sampled negatives (labelled), or the IUI 2021 tutorial's definitions.",
+    help="full ranking, sampled negatives (labelled), or the IUI 2021 tutorial's definitions; "
+    "repeat to compute several modes from one scoring pass.",
 )
 @click.option(
     "--negatives",
@@ -27,19 +30,24 @@ from visrec.evaluation.runs import eval_paths, evaluate_run
     show_default=True,
     help="Random negatives per user in sampled mode.",
 )
-@click.option("--block-size", type=click.IntRange(1), default=256, show_default=True)
+@click.option(
+    "--block-size",
+    type=click.IntRange(1),
+    default=None,
+    help="Users scored at once (bounds memory; never changes a result). Default: ~16.8M scores.",
+)
 @click.option("--seed", type=click.IntRange(0), default=0, help="Seed of the sampled negatives.")
 @click.option("--force", is_flag=True, help="Replace an earlier evaluation of the same kind.")
-def evaluate_cmd(run_dir, split, mode, negatives, block_size, seed, force):
+def evaluate_cmd(run_dir, split, modes, negatives, block_size, seed, force):
     """Evaluate the run in RUN_DIR; write RUN_DIR/eval/<split>-<mode>.json (means) and .csv (per user)."""
     from visrec.distributed import init_from_env, shutdown
 
     ctx = init_from_env()  # under torchrun: users split across ranks, rank 0 writes
-    result = evaluate_run(
+    results = evaluate_run_modes(
         run_dir,
         dist=ctx,
         split=split,
-        mode=mode,
+        modes=modes,
         n_negatives=negatives,
         existing="overwrite" if force else "refuse",
         block_size=block_size,
@@ -48,8 +56,9 @@ def evaluate_cmd(run_dir, split, mode, negatives, block_size, seed, force):
     shutdown(ctx)
     if not ctx.is_main:
         return
-    json_path, csv_path = eval_paths(run_dir, split, mode, negatives)
-    click.echo(result.summary())
-    if result.skipped:
-        click.echo(f"  {len(result.skipped)} users skipped (no candidate negative left)")
-    click.echo(f"wrote {json_path} and {csv_path}")
+    for mode, result in results.items():
+        json_path, csv_path = eval_paths(run_dir, split, mode, negatives)
+        click.echo(result.summary())
+        if result.skipped:
+            click.echo(f"  {len(result.skipped)} users skipped (no candidate negative left)")
+        click.echo(f"wrote {json_path} and {csv_path}")

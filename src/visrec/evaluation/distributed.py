@@ -16,7 +16,7 @@ import numpy as np
 
 from visrec.data import Dataset
 from visrec.distributed import gather_objects, shard
-from visrec.evaluation.engine import Scorer, evaluate
+from visrec.evaluation.engine import Scorer, evaluate_modes
 from visrec.evaluation.results import EvalResult
 from visrec.training.trainer import DistContext
 
@@ -29,13 +29,26 @@ def evaluate_sharded(
     ``kwargs`` go to :func:`evaluate` (mode, ks, n_negatives, seed, block_size, device) and must be the
     same on every rank; ``users`` is not allowed (the shard is chosen here).
     """
+    mode = kwargs.pop("mode", "full")
+    return evaluate_sharded_modes(scorer, dataset, split, ctx, modes=(mode,), **kwargs)[mode]
+
+
+def evaluate_sharded_modes(
+    scorer: Scorer, dataset: Dataset, split: str, ctx: DistContext, *, modes, **kwargs
+) -> dict[str, EvalResult]:
+    """:func:`evaluate_modes` over this rank's share of the users, merged on every rank per mode."""
     if "users" in kwargs:
         raise TypeError("evaluate_sharded chooses the users of each rank; do not pass users=")
     if not ctx.active:
-        return evaluate(scorer, dataset, split=split, **kwargs)
+        return evaluate_modes(scorer, dataset, split=split, modes=modes, **kwargs)
     with_targets = np.flatnonzero(np.diff(dataset.targets(split).indptr) > 0)
-    part = evaluate(scorer, dataset, split=split, users=shard(with_targets, ctx), **kwargs)
-    merged = EvalResult.concat(gather_objects(part, ctx))
-    # one process lists skipped users in user-index order
-    merged.skipped = sorted(merged.skipped, key=dataset.users.index)
+    users = shard(with_targets, ctx)
+    parts = evaluate_modes(scorer, dataset, split=split, modes=modes, users=users, **kwargs)
+    gathered = gather_objects(parts, ctx)
+    merged = {}
+    for mode in parts:
+        result = EvalResult.concat([part[mode] for part in gathered])
+        # one process lists skipped users in user-index order
+        result.skipped = sorted(result.skipped, key=dataset.users.index)
+        merged[mode] = result
     return merged

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from visrec.errors import ConfigError, VisrecError
-from visrec.evaluation.engine import MODES, SPLITS, evaluate
+from visrec.evaluation.engine import MODES, SPLITS, evaluate_modes
 from visrec.evaluation.results import EvalResult
 
 log = logging.getLogger(__name__)
@@ -68,35 +68,89 @@ def evaluate_run(
     across ranks (:func:`visrec.evaluation.distributed.evaluate_sharded`); other keyword arguments go
     to :func:`evaluate`.
     """
+    return evaluate_run_modes(
+        run_dir,
+        split=split,
+        modes=(mode,),
+        n_negatives=n_negatives,
+        existing=existing,
+        run=run,
+        dist=dist,
+        **kwargs,
+    )[mode]
+
+
+def evaluate_run_modes(
+    run_dir: str | Path,
+    *,
+    split: str = "test",
+    modes=("full",),
+    n_negatives: int = 100,
+    existing: str = "refuse",
+    run=None,
+    dist=None,
+    **kwargs,
+) -> dict[str, EvalResult]:
+    """:func:`evaluate_run` for several modes, scored in one pass (:func:`evaluate_modes`).
+
+    With ``existing='refuse'`` nothing is computed when any of the evaluations is already stored; with
+    ``reuse`` only the missing modes are computed.
+    """
     if existing not in EXISTING:
         raise ConfigError(f"existing must be one of {', '.join(EXISTING)}, not {existing!r}")
-    json_path, csv_path = eval_paths(run_dir, split, mode, n_negatives)
-    if json_path.is_file() and existing == "reuse":
-        log.info("reusing %s", json_path)
-        return EvalResult.from_json(json_path, per_user_csv=csv_path)
-    if existing == "refuse":
-        for path in (json_path, csv_path):
-            if path.exists():
-                raise VisrecError(f"{path} already holds an evaluation; pass --force to replace it")
+    modes = tuple(dict.fromkeys(modes))
+    paths = {mode: eval_paths(run_dir, split, mode, n_negatives) for mode in modes}
+    results: dict[str, EvalResult] = {}
+    for mode, (json_path, csv_path) in paths.items():
+        if json_path.is_file() and existing == "reuse":
+            log.info("reusing %s", json_path)
+            results[mode] = EvalResult.from_json(json_path, per_user_csv=csv_path)
+        elif existing == "refuse":
+            for path in (json_path, csv_path):
+                if path.exists():
+                    raise VisrecError(
+                        f"{path} already holds an evaluation; pass --force to replace it"
+                    )
+    todo = [mode for mode in modes if mode not in results]
+    if todo:
+        results |= _compute(run_dir, split, todo, n_negatives, run, dist, paths, kwargs)
+    return {mode: results[mode] for mode in modes}
+
+
+def _compute(run_dir, split, modes, n_negatives, run, dist, paths, kwargs) -> dict[str, EvalResult]:
     if run is None:
         from visrec.training.run import load_run
 
         run = load_run(run_dir)
     if dist is not None and dist.active:  # under torchrun: user shards, merged on every rank
-        from visrec.evaluation.distributed import evaluate_sharded
+        from visrec.evaluation.distributed import evaluate_sharded_modes
 
-        kwargs = {"mode": mode, "n_negatives": n_negatives, **kwargs}
-        result = evaluate_sharded(run.model.score, run.dataset, split, dist, **kwargs)
-    else:
-        result = evaluate(
-            run.model.score, run.dataset, split=split, mode=mode, n_negatives=n_negatives, **kwargs
+        results = evaluate_sharded_modes(
+            run.model.score,
+            run.dataset,
+            split,
+            dist,
+            modes=modes,
+            n_negatives=n_negatives,
+            **kwargs,
         )
-    result.meta |= {
-        "model": run.meta.get("model"),
-        "run": str(Path(run_dir).resolve()),
-        "config": run.meta.get("config"),
-    }
-    if dist is None or dist.is_main:  # rank 0 writes
-        result.to_csv(csv_path)
-        result.to_json(json_path, per_user=False)
-    return result
+    else:
+        results = evaluate_modes(
+            run.model.score,
+            run.dataset,
+            split=split,
+            modes=modes,
+            n_negatives=n_negatives,
+            **kwargs,
+        )
+    for mode, result in results.items():
+        result.meta |= {
+            "model": run.meta.get("model"),
+            "run": str(Path(run_dir).resolve()),
+            "config": run.meta.get("config"),
+        }
+        if dist is None or dist.is_main:  # rank 0 writes
+            json_path, csv_path = paths[mode]
+            result.to_csv(csv_path)
+            result.to_json(json_path, per_user=False)
+    return results
