@@ -14,7 +14,9 @@ from visrec.evaluation.candidates import padded
 from visrec.evaluation.engine import auto_block_size
 
 KS = (1, 5, 20)
-needs_numba = pytest.mark.skipif(not kernels.enabled(), reason="numba kernel not installed or disabled")
+needs_numba = pytest.mark.skipif(
+    not kernels.enabled(), reason="numba kernel not installed or disabled"
+)
 
 
 def numpy_counts(reference: np.ndarray, queries: np.ndarray):

@@ -16,7 +16,14 @@ from visrec.features import FeatureStore, create_backbone, extract_features, loa
 from visrec.features import extract as extract_module
 from visrec.features.images import center_crop_resize
 
-TINY = {"backbone": "resnet18", "weights": "none", "input_size": 32, "workers": 0, "batch_size": 16}
+TINY = {
+    "backbone": "resnet18",
+    "weights": "none",
+    "input_size": 32,
+    "workers": 0,
+    "batch_size": 16,
+    "device": "cpu",  # compared with CPU pipelines below; the CUDA path has its own gpu test
+}
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +122,7 @@ def _raise(*_):
 
 
 def test_bf16_features_agree_with_fp32(images, tmp_path):
+    pytest.importorskip("efficientnet_lite_pytorch")
     kwargs = {**TINY, "backbone": "efficientnet_lite0", "weights": "imagenet", "input_size": 64}
     subset = {p.stem: p for p in sorted(images.iterdir())[:16]}
     fp32 = extract_features(subset, tmp_path / "fp32", precision="fp32", **kwargs)
@@ -238,3 +246,19 @@ def test_movielens_posters_with_offline_efficientnet(real_data, tmp_path):
         progress=False,
     )
     assert len(store) == 1663 and store.failed == [] and store.dim == 1280
+
+
+@pytest.mark.gpu
+def test_cuda_features_agree_with_cpu(tiny_store, images, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    subset = {item: images / f"{item}.jpg" for item in tiny_store.ids}
+    cuda = {**TINY, "device": "cuda"}
+    fp32 = extract_features(subset, tmp_path / "fp32", precision="fp32", **cuda)
+    assert fp32.meta["precision"] == "fp32" and list(fp32.ids) == list(tiny_store.ids)
+    np.testing.assert_allclose(fp32.array, tiny_store.array, rtol=1e-3, atol=1e-3)
+    auto = extract_features(subset, tmp_path / "auto", **cuda)
+    assert auto.meta["precision"] == "bf16"  # the default on a GPU
+    a, b = np.asarray(auto.array, dtype=np.float64), np.asarray(tiny_store.array, dtype=np.float64)
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cosine.min() >= 0.99

@@ -91,10 +91,13 @@ def test_max_profile_uses_most_recent_items(demo_dir, demo_dataset):
     user = int(np.argmax(demo_dataset.profile_sizes))
     recent = demo_dataset.profile(user)[-2:]
     want = brute_force(features, recent, "average", 1)
-    np.testing.assert_allclose(model.score([user])[0].numpy(), want, atol=1e-5)
+    np.testing.assert_allclose(model.score([user])[0].cpu().numpy(), want, atol=1e-5)
     assert not np.allclose(
-        create("visrank", {"aggregation": "average"}).fit(demo_dataset, features).score([user]),
-        model.score([user]),
+        create("visrank", {"aggregation": "average"})
+        .fit(demo_dataset, features)
+        .score([user])
+        .cpu(),
+        model.score([user]).cpu(),
     )
 
 
@@ -108,7 +111,7 @@ def test_invalid_config():
 def test_checkerboard_top10_from_users_cluster():
     dataset, features, user_cluster, item_cluster = checkerboard()
     model = create("visrank").fit(dataset, features)
-    scores = model.score(np.arange(dataset.n_users))
+    scores = model.score(np.arange(dataset.n_users)).cpu()
     train = torch.from_numpy(dataset.train.toarray()).bool()
     top = scores.masked_fill(train, -torch.inf).topk(10, dim=1).indices.numpy()
     assert (item_cluster[top] == user_cluster[:, None]).all()

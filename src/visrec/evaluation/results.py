@@ -101,7 +101,8 @@ class EvalResult:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise DataError(f"not a visrec evaluation result (expected format {FORMAT})", path=path)
         if per_user_csv is not None:
-            table = pd.read_csv(per_user_csv, dtype={"user_id": str})
+            # round_trip: the default parser may be 1 ulp off the %.17g values written by to_csv
+            table = pd.read_csv(per_user_csv, dtype={"user_id": str}, float_precision="round_trip")
         elif "per_user" in data:
             table = pd.DataFrame(data["per_user"])
         else:
