@@ -16,6 +16,7 @@ Two synthetic cases, each with a VBPR-like dot-product scorer (random 300-d user
     .venv/bin/python benchmarks/eval_speed.py --case wikimedia --threads 2
     .venv/bin/python benchmarks/eval_speed.py --case catalogue --threads 2
     .venv/bin/python benchmarks/eval_speed.py --case wikimedia --device cuda   # ranks on the GPU
+    .venv/bin/python benchmarks/eval_speed.py --case wikimedia --dtype float32 # a trained model's precision
 
 The engine's CPU counting uses numba when installed (``visrec[fast]``); ``VISREC_NUMBA=0`` measures the
 NumPy fallback.
@@ -66,16 +67,22 @@ def synthetic(n_users: int, n_items: int, n_events: int, seed: int = 0) -> Datas
     )
 
 
-def vectors(ds: Dataset, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random float64 vectors with entries on a 2^-20 grid in (-1, 1): every dot product is exact in
-    float64 whatever the summation order (300 products of 2^-40 multiples stay below 2^53 units), so
-    numpy's per-user matrix-vector product and torch's block matrix product give bit-identical scores
-    and the reference and the engine rank exactly the same numbers."""
+def vectors(
+    ds: Dataset, seed: int = 1, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random vectors in (-1, 1) on a grid where every dot product is exact whatever the summation order,
+    so numpy's per-user matrix-vector product and torch's block matrix product give bit-identical scores
+    and the reference and the engine rank exactly the same numbers.
+
+    float64: a 2^-20 grid (300 products of 2^-40 multiples stay below 2^53 units). float32 (what trained
+    models score in): k / 256 with |k| <= 236, so 300 products of 2^-16 multiples stay below 2^24 units;
+    the coarser grid also makes tied scores a little more likely."""
     gen = torch.Generator().manual_seed(seed)
+    steps, top = (2**20, 2**20) if dtype == torch.float64 else (256, 236)
 
     def grid(n: int) -> torch.Tensor:
         values = torch.rand(n, DIM, generator=gen, dtype=torch.float64) * 2 - 1
-        return torch.round(values * 2**20) / 2**20
+        return (torch.round(values * top) / steps).to(dtype)
 
     return grid(ds.n_users), grid(ds.n_items)
 
@@ -196,9 +203,11 @@ def reset_peak() -> None:
         pass
 
 
-def run_wikimedia(block_size: int | None, device: str, repeats: int = 10) -> None:
+def run_wikimedia(
+    block_size: int | None, device: str, dtype: torch.dtype, repeats: int = 10
+) -> None:
     ds = synthetic(1_079, 9_636, 96_991)
-    user_vecs, item_vecs = vectors(ds)
+    user_vecs, item_vecs = vectors(ds, dtype=dtype)
     u_np, i_np = user_vecs.numpy(), item_vecs.numpy()
     table = user_vecs @ item_vecs.T
     t_np = table.numpy()
@@ -325,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         "--block-size", type=int, default=None, help="users per block (default: the engine's)"
     )
     parser.add_argument("--device", default="cpu", help="where the wikimedia case scores and ranks")
+    parser.add_argument(
+        "--dtype",
+        choices=["float64", "float32"],
+        default="float64",
+        help="score precision of the wikimedia case (both sides; exact either way)",
+    )
     parser.add_argument("--reference-users", type=int, default=300)
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
@@ -334,10 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, block size "
-        f"{args.block_size or 'auto'}, counting with {'numba' if kernels.enabled() else 'NumPy'}"
+        f"{args.block_size or 'auto'}, counting with {'numba' if kernels.enabled() else 'NumPy'}, "
+        f"{args.dtype} scores"
     )
     if args.case == "wikimedia":
-        run_wikimedia(args.block_size, args.device)
+        run_wikimedia(args.block_size, args.device, getattr(torch, args.dtype))
     else:
         run_catalogue(args.block_size, args.reference_users)
     return 0

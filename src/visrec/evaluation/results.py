@@ -7,6 +7,7 @@ the shards of several ranks with :meth:`EvalResult.concat` gives exactly the mea
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,11 @@ import pandas as pd
 
 from visrec._io import atomic_open, read_json, write_json
 from visrec.errors import ConfigError, DataError
+
+_PANDAS = tuple(int(re.match(r"\d*", part).group() or 0) for part in pd.__version__.split(".")[:2])
+_EXACT_FLOATS = {} if _PANDAS >= (3, 1) else {"float_precision": "round_trip"}
+"""read_csv options that read our %.17g floats back exactly: before pandas 3.1 the default parser can be
+1 ulp off (seen with pandas 3.0.6); 3.1 parses exactly and deprecates the option."""
 
 ID_COLUMNS = ("user_id", "user_idx", "profile_size", "n_targets", "n_candidates", "first_hit_rank")
 FORMAT = "visrec-eval/1"
@@ -101,8 +107,7 @@ class EvalResult:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise DataError(f"not a visrec evaluation result (expected format {FORMAT})", path=path)
         if per_user_csv is not None:
-            # round_trip: the default parser may be 1 ulp off the %.17g values written by to_csv
-            table = pd.read_csv(per_user_csv, dtype={"user_id": str}, float_precision="round_trip")
+            table = pd.read_csv(per_user_csv, dtype={"user_id": str}, **_EXACT_FLOATS)
         elif "per_user" in data:
             table = pd.DataFrame(data["per_user"])
         else:
