@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -158,3 +160,27 @@ def test_matrix_scorer_returns_views_for_consecutive_users_and_gathers_others(ds
     pd.testing.assert_frame_equal(a.per_user, b.per_user, check_exact=True)
     with pytest.raises(ConfigError, match="2-D"):
         matrix_scorer(np.zeros(3))
+
+
+def _counts_in_child(reference, queries, queue):
+    queue.put(kernels.row_counts(reference, queries)[0].sum())
+
+
+@needs_numba
+def test_kernel_threads_work_in_a_forked_child(monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_PARALLEL_ELEMENTS", 0)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(6)
+        reference, queries = awkward_block(rng, 40, 50, 1, np.float64)
+        want = kernels.row_counts(reference, queries)[0].sum()  # the parent's pool now exists
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_counts_in_child, args=(reference, queries, queue))
+        child.start()
+        got = queue.get(timeout=60)  # an inherited, thread-less pool would never answer
+        child.join(timeout=60)
+    finally:
+        torch.set_num_threads(previous)
+    assert got == want and child.exitcode == 0

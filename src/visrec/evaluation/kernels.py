@@ -103,9 +103,11 @@ def history_counts(
 def _pool(threads: int) -> ThreadPoolExecutor:
     with _lock:
         pool = _state.get("pool")
-        if pool is None or _state["pool_size"] < threads:  # grows when torch's thread count grows
+        # a new pool when torch's thread count grew, or in a forked child (the parent's worker threads
+        # do not exist there, and the inherited pool would never run a task)
+        if pool is None or _state["pool_size"] < threads or _state["pool_pid"] != os.getpid():
             pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="visrec-count")
-            _state["pool"], _state["pool_size"] = pool, threads
+            _state.update(pool=pool, pool_size=threads, pool_pid=os.getpid())
         return pool
 
 
