@@ -11,7 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 from visrec.evaluation import evaluate
-from visrec.evaluation.distributed import evaluate_sharded
+from visrec.evaluation.distributed import evaluate_sharded, evaluate_sharded_modes
 from visrec.evaluation.results import EvalResult
 from visrec.training.trainer import DistContext
 
@@ -43,6 +43,20 @@ def _worker(rank, world, init_file, dataset, out):
         result = evaluate_sharded(scorer, dataset, "test", ctx, block_size=16, **kw)
         result.to_csv(f"{out}-{i}-rank{rank}.csv")
         result.to_json(f"{out}-{i}-rank{rank}.json", per_user=False)
+    # the three modes again, from one scoring pass
+    together = evaluate_sharded_modes(
+        scorer,
+        dataset,
+        "test",
+        ctx,
+        modes=[kw["mode"] for kw in MODES],
+        block_size=16,
+        n_negatives=20,
+        seed=3,
+    )
+    for i, kw in enumerate(MODES):
+        together[kw["mode"]].to_csv(f"{out}-together-{i}-rank{rank}.csv")
+        together[kw["mode"]].to_json(f"{out}-together-{i}-rank{rank}.json", per_user=False)
     torch.distributed.destroy_process_group()
 
 
@@ -57,8 +71,8 @@ def test_sharded_evaluation_equals_one_process(demo_dataset, tmp_path):
         single = EvalResult.from_json(
             tmp_path / f"single-{i}.json", per_user_csv=tmp_path / f"single-{i}.csv"
         )
-        for rank in (0, 1):  # every rank holds the whole merged result
-            path = f"{out}-{i}-rank{rank}"
+        for rank, prefix in [(0, out), (1, out), (0, f"{out}-together"), (1, f"{out}-together")]:
+            path = f"{prefix}-{i}-rank{rank}"  # every rank holds the whole merged result
             merged = EvalResult.from_json(f"{path}.json", per_user_csv=f"{path}.csv")
             assert merged.means == single.means, kw
             assert merged.skipped == single.skipped
