@@ -85,3 +85,17 @@ def test_several_modes_from_one_command(demo_dir, tmp_path, capsys):
     assert main(["evaluate", str(run_dir), "--mode", "sampled", "--mode", "tutorial"]) == 2
     assert str(tutorial_json) in capsys.readouterr().err
     assert not sampled_json.exists() and tutorial_json.read_text() == before
+
+
+def test_threads_option_sets_torch_threads(capsys):
+    import torch
+
+    previous = torch.get_num_threads()
+    try:
+        assert main(["--threads", "1", "models"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
+    capsys.readouterr()
+    assert main(["--threads", "0", "models"]) == 2
+    assert "--threads" in capsys.readouterr().err

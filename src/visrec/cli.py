@@ -41,10 +41,21 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="visrec")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=None,
+    help="CPU threads for torch and the evaluation kernel (default: torch's choice, i.e. "
+    "OMP_NUM_THREADS or the cores). On a machine shared with other jobs, fewer is often faster.",
+)
+def cli(verbose: int, threads: int | None) -> None:
     """visrec: visually-aware recommendation (features, models, evaluation, viewer)."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if threads is not None:
+        import torch  # only here: `visrec --help` stays fast
+
+        torch.set_num_threads(threads)
 
 
 def main(argv: list[str] | None = None) -> int:
