@@ -184,3 +184,15 @@ def test_kernel_threads_work_in_a_forked_child(monkeypatch):
     finally:
         torch.set_num_threads(previous)
     assert got == want and child.exitcode == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_low_precision_scores_rank_like_their_float64_values(ds, dtype):
+    table = torch.from_numpy(np.random.default_rng(7).standard_normal((ds.n_users, ds.n_items)))
+    low = table.to(dtype)  # ties appear where values round together; both sides see the same values
+    a = evaluate_modes(matrix_scorer(low), ds, split="test", modes=("full", "tutorial"), ks=KS)
+    b = evaluate_modes(
+        matrix_scorer(low.double()), ds, split="test", modes=("full", "tutorial"), ks=KS
+    )
+    for mode in a:
+        pd.testing.assert_frame_equal(a[mode].per_user, b[mode].per_user, check_exact=True)
