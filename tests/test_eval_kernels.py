@@ -120,6 +120,10 @@ def test_several_modes_in_one_pass_equal_separate_evaluations(ds, split):
         counting, ds, split=split, modes=modes, ks=KS, block_size=16, n_negatives=7
     )
     assert list(together) == list(modes)
+    one = evaluate_modes(scorer, ds, split=split, modes="tutorial", ks=KS)  # a single name is fine
+    assert list(one) == ["tutorial"]
+    with pytest.raises(ConfigError, match="no evaluation mode"):
+        evaluate_modes(scorer, ds, split=split, modes=())
     assert sum(calls) == together["full"].n_users  # every user scored once for all three modes
     for mode in modes:
         alone = evaluate(scorer, ds, split=split, mode=mode, ks=KS, block_size=5, n_negatives=7)

@@ -109,7 +109,7 @@ def evaluate_modes(
     Each block of users is scored once; ``full`` and ``tutorial`` also share the pass that counts the
     scores above and equal to each truth item. Every result is identical to a separate :func:`evaluate`.
     """
-    modes = tuple(dict.fromkeys(modes))
+    modes = tuple(dict.fromkeys([modes] if isinstance(modes, str) else modes))
     ks = _check_args(split, modes, ks, block_size, n_negatives, seed, profile_window)
     targets = dataset.targets(split)
     history = cand.build_history(dataset, split)
