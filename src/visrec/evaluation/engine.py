@@ -46,6 +46,11 @@ AUTO_BLOCK_SCORES = 1 << 24
 """Default block: users whose score rows hold about 16.8M scores together (128 MB in float64)."""
 
 
+def mode_tuple(modes: str | Iterable[str]) -> tuple[str, ...]:
+    """Distinct mode names in their given order (a single name is one mode)."""
+    return tuple(dict.fromkeys([modes] if isinstance(modes, str) else modes))
+
+
 def auto_block_size(n_items: int) -> int:
     """The default number of users scored at once for a catalogue of ``n_items``."""
     return max(1, AUTO_BLOCK_SCORES // max(1, n_items))
@@ -109,7 +114,7 @@ def evaluate_modes(
     Each block of users is scored once; ``full`` and ``tutorial`` also share the pass that counts the
     scores above and equal to each truth item. Every result is identical to a separate :func:`evaluate`.
     """
-    modes = tuple(dict.fromkeys([modes] if isinstance(modes, str) else modes))
+    modes = mode_tuple(modes)
     ks = _check_args(split, modes, ks, block_size, n_negatives, seed, profile_window)
     targets = dataset.targets(split)
     history = cand.build_history(dataset, split)

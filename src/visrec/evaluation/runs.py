@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from visrec.errors import ConfigError, VisrecError
-from visrec.evaluation.engine import MODES, SPLITS, evaluate_modes
+from visrec.evaluation.engine import MODES, SPLITS, evaluate_modes, mode_tuple
 from visrec.evaluation.results import EvalResult
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def evaluate_run_modes(
     """
     if existing not in EXISTING:
         raise ConfigError(f"existing must be one of {', '.join(EXISTING)}, not {existing!r}")
-    modes = tuple(dict.fromkeys([modes] if isinstance(modes, str) else modes))
+    modes = mode_tuple(modes)
     paths = {mode: eval_paths(run_dir, split, mode, n_negatives) for mode in modes}
     results: dict[str, EvalResult] = {}
     for mode, (json_path, csv_path) in paths.items():
