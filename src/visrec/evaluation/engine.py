@@ -361,7 +361,8 @@ def _finish_columns(columns, dataset: Dataset, label: str, ks) -> dict[str, np.n
     ]
     joined = {n: np.concatenate(columns[n]) if n in columns else np.zeros(0) for n in names}
     user_idx = joined["user_idx"].astype(np.int64)
-    out = {"user_id": dataset.users.ids_of(user_idx).astype(str), "user_idx": user_idx}
+    ids = dataset.users.ids_of(user_idx)  # an object array of str: pandas takes it without a copy
+    out = {"user_id": ids if ids.dtype == object else ids.astype(str), "user_idx": user_idx}
     for n in ("profile_size", "n_targets", "n_candidates"):
         out[n] = joined[n].astype(np.int64)
     out["first_hit_rank"] = joined["first_hit_rank"].astype(np.float64)
