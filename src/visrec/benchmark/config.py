@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec.errors import ConfigError
-from visrec.training.run import DataSpec
+from visrec.models import registry
+from visrec.runs import DataSpec, data_spec
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _DATASET_KEYS = {"path", "split", "validation", "cutoff", "min_user", "min_item", "min_rating"}
@@ -147,22 +148,15 @@ def _dataset(table: dict, base: Path, where: str) -> DataSpec:
         raise ConfigError(
             f"{where}: [dataset] validation = false: the benchmark selects models on validation only"
         )
-    split = {
-        "method": _typed(table, "split", str, "leave-last-out", where),
-        "validation": True,
-        "cutoff": _typed(table, "cutoff", int, None, where),
-    }
-    filters = {}
-    min_user = _typed(table, "min_user", int, 1, where)
-    min_item = _typed(table, "min_item", int, 1, where)
-    if min_user > 1 or min_item > 1:
-        filters |= {"min_user": min_user, "min_item": min_item}
-    if "min_rating" in table:
-        filters["min_rating"] = float(_typed(table, "min_rating", (int, float), None, where))
-    from visrec.data.split import SplitSpec
-
-    SplitSpec(**split)  # validates method and cutoff
-    return DataSpec(str(data_path), split, filters)
+    return data_spec(
+        data_path,
+        split=_typed(table, "split", str, "leave-last-out", where),
+        validation=True,
+        cutoff=_typed(table, "cutoff", int, None, where),
+        min_user=_typed(table, "min_user", int, 1, where),
+        min_item=_typed(table, "min_item", int, 1, where),
+        min_rating=_typed(table, "min_rating", (int, float), None, where),
+    )
 
 
 def _features(table: dict, base: Path, where: str) -> dict[str, str]:
@@ -183,8 +177,6 @@ def _model(entry, i: int, features: dict[str, str], where: str) -> ModelSpec:
     model = _typed(entry, "model", str, None, where)
     if model is None:
         raise ConfigError(f'{where}: {label} needs model = "<registry name>" (see `visrec models`)')
-    from visrec.models import registry
-
     try:
         registry.get(model)
     except ConfigError as exc:
@@ -210,8 +202,6 @@ def _model(entry, i: int, features: dict[str, str], where: str) -> ModelSpec:
 
 
 def _check_options(model: str, config: dict, grid: dict, where: str) -> None:
-    from visrec.models import registry
-
     spec = ModelSpec("check", model, None, config, grid)
     for _, options in spec.candidates():
         try:

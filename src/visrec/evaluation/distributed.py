@@ -15,10 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from visrec.data import Dataset
-from visrec.distributed import gather_objects, shard
+from visrec.distributed import DistContext, gather_objects, shard
 from visrec.evaluation.engine import Scorer, evaluate_modes
 from visrec.evaluation.results import EvalResult
-from visrec.training.trainer import DistContext
 
 
 def evaluate_sharded(

@@ -1,6 +1,7 @@
 """An inner-product (MIPS) index over item vectors, for models whose score is a dot product.
 
-BPR-MF, VBPR, DVBPR and CuratorNet expose ``dot_factors() -> (user_vectors, item_vectors)`` with
+BPR-MF, VBPR, DVBPR and CuratorNet are :class:`~visrec.models.capabilities.DotProduct` models:
+``dot_factors() -> (user_vectors, item_vectors)`` with
 ``user_vectors @ item_vectors.T == score()``. :class:`DotIndex` answers top-k over the item vectors with
 faiss (optional extra ``visrec[faiss]``):
 
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from visrec.errors import ConfigError
+from visrec.models.base import Recommender
+from visrec.models.capabilities import DotProduct, DotProductProfiles
 from visrec.serving.topk import Recommendation
 
 log = logging.getLogger(__name__)
@@ -117,8 +120,8 @@ class DotIndex:
 class IndexedModel:
     """A fitted dot-product model served through a :class:`DotIndex` (same results as exact scoring)."""
 
-    def __init__(self, model, params: IndexParams = IndexParams()):
-        if not hasattr(model, "dot_factors"):
+    def __init__(self, model: Recommender, params: IndexParams = IndexParams()):
+        if not isinstance(model, DotProduct):
             raise ConfigError(
                 f"--index faiss needs a dot-product model (bpr, vbpr, dvbpr, curatornet), "
                 f"not {model.name}"
@@ -139,8 +142,8 @@ class IndexedModel:
     def recommend_profile(
         self, profile: np.ndarray, k: int = 20, *, exclude_consumed: bool = True
     ) -> Recommendation:
-        """Top-k for a new profile (models with ``profile_vectors``, e.g. CuratorNet)."""
-        if not hasattr(self.model, "profile_vectors"):
+        """Top-k for a new profile (:class:`DotProductProfiles` models, e.g. CuratorNet)."""
+        if not isinstance(self.model, DotProductProfiles):
             raise ConfigError(f"{self.model.name} cannot serve a new profile through the index")
         profile = np.asarray(profile, dtype=np.int64)
         query = np.asarray(self.model.profile_vectors([profile]))

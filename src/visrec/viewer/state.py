@@ -16,8 +16,12 @@ from visrec._io import atomic_path
 from visrec.data.images import scan_images
 from visrec.errors import DataError
 from visrec.evaluation import evaluate
+from visrec.features import FeatureStore
+from visrec.features.images import load_rgb
+from visrec.models.capabilities import DotProduct, Explains
+from visrec.runs import Run, load_run
 from visrec.serving import recommend_users, similar_items
-from visrec.training.run import Run, load_run
+from visrec.serving.index import build_index, import_faiss
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +92,7 @@ class ViewerState:
 
     def attention(self, run_no: int, user_idx: int) -> dict | None:
         model = self.run(run_no).model
-        if not hasattr(model, "explain"):
+        if not isinstance(model, Explains):
             return None
         maps = model.explain([user_idx])
         profile = maps["profile"][0].numpy()
@@ -108,8 +112,6 @@ class ViewerState:
             if path is None:
                 return None
             try:
-                from visrec.features import FeatureStore
-
                 array, _ = FeatureStore.open(path).aligned(self.dataset.items, missing="zero")
                 self._vectors = np.asarray(array, dtype=np.float32)
             except (DataError, OSError) as exc:
@@ -140,8 +142,6 @@ class ViewerState:
         digest = hashlib.sha1(f"{source}:{source.stat().st_mtime_ns}".encode()).hexdigest()[:16]
         out = self.thumbs_dir / str(size) / f"{digest}.jpg"
         if not out.is_file():
-            from visrec.features.images import load_rgb
-
             img = load_rgb(source, max_side=size * 2)
             img.thumbnail((size, size))
             with atomic_path(out) as tmp:
@@ -165,14 +165,12 @@ class ViewerState:
 
 def _indexes(runs: list[Run], index: str) -> dict:
     """A faiss index per dot-product run (``index == "faiss"``); other runs keep exact scoring."""
-    from visrec.serving.index import build_index, import_faiss
-
     if index == "exact":
         return {}
     import_faiss()  # a clear error naming the extra, before any work
     out = {}
     for n, run in enumerate(runs):
-        if hasattr(run.model, "dot_factors"):
+        if isinstance(run.model, DotProduct):
             out[n] = build_index(run.model, index)
         else:
             log.warning(

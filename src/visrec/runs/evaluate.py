@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from visrec.distributed import DistContext
 from visrec.errors import ConfigError, VisrecError
+from visrec.evaluation.distributed import evaluate_sharded_modes
 from visrec.evaluation.engine import MODES, SPLITS, evaluate_modes, mode_tuple
 from visrec.evaluation.results import EvalResult
+from visrec.runs.directory import Run, load_run
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +59,15 @@ def evaluate_run(
     mode: str = "full",
     n_negatives: int = 100,
     existing: str = "refuse",
-    run=None,
-    dist=None,
+    run: Run | None = None,
+    dist: DistContext | None = None,
     **kwargs,
 ) -> EvalResult:
     """Evaluate the finished run in ``run_dir`` and store the result under ``RUN_DIR/eval/``.
 
     ``existing`` says what to do when that evaluation is already stored: ``refuse`` (raise, naming the
     file), ``reuse`` (return it without recomputing) or ``overwrite``. ``run`` may pass an already
-    loaded :class:`visrec.training.run.Run`; ``dist`` (a DistContext under torchrun) splits the users
+    loaded :class:`visrec.runs.Run`; ``dist`` (a DistContext under torchrun) splits the users
     across ranks (:func:`visrec.evaluation.distributed.evaluate_sharded`); other keyword arguments go
     to :func:`evaluate`.
     """
@@ -87,8 +90,8 @@ def evaluate_run_modes(
     modes=("full",),
     n_negatives: int = 100,
     existing: str = "refuse",
-    run=None,
-    dist=None,
+    run: Run | None = None,
+    dist: DistContext | None = None,
     **kwargs,
 ) -> dict[str, EvalResult]:
     """:func:`evaluate_run` for several modes, scored in one pass (:func:`evaluate_modes`).
@@ -119,12 +122,8 @@ def evaluate_run_modes(
 
 def _compute(run_dir, split, modes, n_negatives, run, dist, paths, kwargs) -> dict[str, EvalResult]:
     if run is None:
-        from visrec.training.run import load_run
-
         run = load_run(run_dir)
     if dist is not None and dist.active:  # under torchrun: user shards, merged on every rank
-        from visrec.evaluation.distributed import evaluate_sharded_modes
-
         results = evaluate_sharded_modes(
             run.model.score,
             run.dataset,
