@@ -63,7 +63,7 @@ def test_defaults_are_the_papers():
         128,
         0.5,
     )
-    assert create("dvbpr").features == "pixels"
+    assert [i.kind for i in create("dvbpr").inputs] == ["pixels"]
 
 
 def test_conformance(demo_dataset, pixels):
