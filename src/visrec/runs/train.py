@@ -127,7 +127,8 @@ def train_run(
     if work != out and not resume and work.exists():
         shutil.rmtree(work)
     dataset = data.build()
-    feats = load_features(cls, features, data, dataset, getattr(model.config, "image_size", None))
+    pixels = any(i.kind == "pixels" for i in cls.inputs)  # pixel models' configs have image_size
+    feats = load_features(cls, features, data, dataset, model.config.image_size if pixels else None)
     meta = {
         "model": model_name,
         "config": model.config.to_dict(),
