@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import click
 import numpy as np
 
 from visrec.errors import ConfigError
@@ -150,8 +151,29 @@ class IndexedModel:
         return self.index.search(query, k, [profile] if exclude_consumed else None)[0]
 
 
-def build_index(model, kind: str, params: IndexParams = IndexParams()) -> IndexedModel | None:
-    """``None`` for ``kind == "exact"`` (plain scoring), an :class:`IndexedModel` for ``"faiss"``."""
+def build_index(
+    model: Recommender,
+    kind: str,
+    params: IndexParams = IndexParams(),
+    *,
+    fallback: bool = False,
+) -> IndexedModel | None:
+    """The one exact-vs-faiss choice: ``None`` for ``kind == "exact"`` (plain scoring), an
+    :class:`IndexedModel` for ``"faiss"``. A model that is not a :class:`DotProduct` is refused, or with
+    ``fallback`` (the viewer, serving several runs) kept on exact scoring with a logged warning."""
     if kind not in INDEXES:
         raise ConfigError(f"unknown index {kind!r}; choose one of {', '.join(INDEXES)}")
-    return None if kind == "exact" else IndexedModel(model, params)
+    if kind == "exact":
+        return None
+    if fallback and not isinstance(model, DotProduct):
+        import_faiss()  # a clear error naming the extra, whatever the runs
+        log.warning("%s is not a dot-product model: exact scoring", model.name)
+        return None
+    return IndexedModel(model, params)
+
+
+def index_option(help: str):
+    """The ``--index exact|faiss`` option of ``visrec recommend`` and ``visrec serve``."""
+    return click.option(
+        "--index", type=click.Choice(INDEXES), default="exact", show_default=True, help=help
+    )

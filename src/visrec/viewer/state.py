@@ -18,10 +18,10 @@ from visrec.errors import DataError
 from visrec.evaluation import evaluate
 from visrec.features import FeatureStore
 from visrec.features.images import load_rgb
-from visrec.models.capabilities import DotProduct, Explains
+from visrec.models.capabilities import Explains
 from visrec.runs import Run, load_run
 from visrec.serving import recommend_users, similar_items
-from visrec.serving.index import build_index, import_faiss
+from visrec.serving.index import build_index
 
 log = logging.getLogger(__name__)
 
@@ -165,15 +165,5 @@ class ViewerState:
 
 def _indexes(runs: list[Run], index: str) -> dict:
     """A faiss index per dot-product run (``index == "faiss"``); other runs keep exact scoring."""
-    if index == "exact":
-        return {}
-    import_faiss()  # a clear error naming the extra, before any work
-    out = {}
-    for n, run in enumerate(runs):
-        if isinstance(run.model, DotProduct):
-            out[n] = build_index(run.model, index)
-        else:
-            log.warning(
-                "run %d (%s) is not a dot-product model: exact scoring", n, run.meta["model"]
-            )
-    return out
+    indexed = {n: build_index(run.model, index, fallback=True) for n, run in enumerate(runs)}
+    return {n: model for n, model in indexed.items() if model is not None}
