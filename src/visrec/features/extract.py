@@ -23,11 +23,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from visrec._io import atomic_dir, read_json, write_json
-from visrec.data.images import scan_images
+from visrec.data.images import ImageReadError, id_problem, load_rgb, scan_image_folder
 from visrec.errors import ConfigError, DataError
 from visrec.features import runtime
 from visrec.features.backbones import create_backbone
-from visrec.features.images import ImageReadError, center_crop_resize, load_rgb
+from visrec.features.images import center_crop_resize
 from visrec.features.store import FEATURES, FeatureStore, check_writable, write_sidecars
 
 log = logging.getLogger(__name__)
@@ -73,13 +73,14 @@ def extract_features(
 
     ``config`` fields may also be given as keyword arguments (``backbone="resnet18"``). ``items``: item
     ids expected to have an image (e.g. from the interactions); those without one are listed in the
-    report. Unreadable images are skipped and reported, never fatal. Returns the opened store.
+    report. Unreadable images, links leaving the folder and file names that are not usable ids are
+    skipped and reported (checked before any work starts), never fatal. Returns the opened store.
     """
     config = ExtractConfig(**{**asdict(config or ExtractConfig()), **overrides})
     if config.dtype not in ("float32", "float16"):
         raise ConfigError(f"dtype must be float32 or float16, got {config.dtype!r}")
     out = Path(out)
-    paths = _image_paths(images)
+    paths, refused = _image_paths(images)
     missing = sorted(set(map(str, items or [])) - set(paths))
     if out.exists() and resume and not overwrite:
         log.info("%s is already complete", out)
@@ -117,23 +118,39 @@ def extract_features(
         runtime.default_workers(dev) if workers is None else workers,
         progress,
     )
+    stats |= {"n_refused_files": len(refused), "refused_files": refused}
     return _finalise(partial, out, ids, meta, missing, stats, overwrite)
 
 
-def _image_paths(images: str | os.PathLike | dict[str, Path]) -> dict[str, Path]:
+def _image_paths(
+    images: str | os.PathLike | dict[str, Path],
+) -> tuple[dict[str, Path], list[dict[str, str]]]:
+    """Item id -> image path, plus the files refused (with the reason) before any work starts."""
     if isinstance(images, dict):
-        return {str(k): Path(v) for k, v in images.items()}
-    paths, clashes = scan_images(images)
-    for item_id, files in clashes.items():
-        log.warning(
-            "item %s has several images %s; using %s",
-            item_id,
-            [f.name for f in files],
-            paths[item_id].name,
-        )
+        paths, refused = {}, []
+        for item_id, path in images.items():
+            problem = id_problem(str(item_id))
+            if problem is None:
+                paths[str(item_id)] = Path(path)
+            else:
+                refused.append({"path": str(path), "reason": f"{problem}: {str(item_id)!r}"})
+    else:
+        scan = scan_image_folder(images)
+        paths, refused = scan.images, scan.rejected
+        for item_id, files in scan.clashes.items():
+            log.warning(
+                "item %s has several images %s; using %s",
+                item_id,
+                [f.name for f in files],
+                paths[item_id].name,
+            )
+    for record in refused:
+        log.warning("skipped %s: %s", record["path"], record["reason"])
     if not paths:
-        raise DataError("no image files (jpg, jpeg, png, gif, webp, bmp, tif) found", path=images)
-    return paths
+        raise DataError(
+            "no usable image files (jpg, jpeg, png, gif, webp, bmp, tif) found", path=images
+        )
+    return paths, refused
 
 
 def _resize_input(prep: dict, input_size: int | None) -> dict:
