@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from visrec._io import atomic_open, read_json, write_json
+from visrec._io import atomic_open, read_json_object, write_json
 from visrec.errors import ConfigError, DataError
 
 _PANDAS = tuple(int(re.match(r"\d*", part).group() or 0) for part in pd.__version__.split(".")[:2])
@@ -103,9 +103,17 @@ class EvalResult:
     @classmethod
     def from_json(cls, path: str | Path, per_user_csv: str | Path | None = None) -> EvalResult:
         """Read :meth:`to_json` output; the per-user table comes from the JSON or from ``per_user_csv``."""
-        data = read_json(path)
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        fix = "pass --force to evaluate again"
+        data = read_json_object(path, what="evaluation result", fix=fix)
+        if data.get("format") != FORMAT:
             raise DataError(f"not a visrec evaluation result (expected format {FORMAT})", path=path)
+        try:
+            return cls._from_dict(data, per_user_csv)
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise DataError(f"damaged evaluation result ({exc!r}); {fix}", path=path) from None
+
+    @classmethod
+    def _from_dict(cls, data: dict, per_user_csv: str | Path | None) -> EvalResult:
         if per_user_csv is not None:
             table = pd.read_csv(per_user_csv, dtype={"user_id": str}, **_EXACT_FLOATS)
         elif "per_user" in data:
@@ -172,6 +180,8 @@ def _typed(table: pd.DataFrame) -> pd.DataFrame:
 def build_table(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """The per-user table sorted by user index."""
     table = pd.DataFrame(columns, copy=False)
-    if np.all(np.diff(np.asarray(columns["user_idx"])) > 0):  # the engine's own order: nothing to do
+    if np.all(
+        np.diff(np.asarray(columns["user_idx"])) > 0
+    ):  # the engine's own order: nothing to do
         return table
     return table.sort_values("user_idx", kind="stable").reset_index(drop=True)

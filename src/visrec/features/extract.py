@@ -22,17 +22,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from visrec._io import atomic_dir, read_json, write_json
+from visrec._io import atomic_dir
 from visrec.data.images import ImageReadError, id_problem, load_rgb, scan_image_folder
 from visrec.errors import ConfigError, DataError
 from visrec.features import runtime
 from visrec.features.backbones import create_backbone
+from visrec.features.extract_state import DONE, FAILED_LOG, open_partial, read_failed
 from visrec.features.images import center_crop_resize
 from visrec.features.store import FEATURES, FeatureStore, check_writable, write_sidecars
 
 log = logging.getLogger(__name__)
 
-PLAN, DONE, FAILED_LOG = "plan.json", "done.npy", "failed.jsonl"
 _COPY_CHUNK = 1024
 
 
@@ -106,7 +106,7 @@ def extract_features(
     }
     partial = out.with_name(f".{out.name}.partial")
     plan = {"config": asdict(config), "meta": meta, "shape": list(shape), "n": len(ids)}
-    _open_partial(partial, plan, ids, resume=resume, overwrite=overwrite)
+    open_partial(partial, plan, ids, resume=resume, overwrite=overwrite)
     stats = _run(
         model,
         partial,
@@ -172,59 +172,6 @@ def _output_shape(model: torch.nn.Module, size: int, device: torch.device) -> tu
             f"backbone output has shape {tuple(out.shape)}; expected (B, d) or (B, d, h, w)"
         )
     return (out.shape[1],)
-
-
-# --- the partial folder -------------------------------------------------------------------------
-
-
-def _open_partial(
-    partial: Path, plan: dict, ids: list[str], *, resume: bool, overwrite: bool
-) -> None:
-    if partial.exists():
-        if resume and not overwrite:
-            if _plan_matches(partial, plan, ids):
-                done = np.load(partial / DONE, mmap_mode="r")
-                log.info(
-                    "resuming %s: %d of %d items already done",
-                    partial,
-                    int((done > 0).sum()),
-                    len(ids),
-                )
-                return
-            log.warning("%s is incomplete or damaged; starting again", partial)
-        elif not overwrite:
-            raise ConfigError(
-                f"an interrupted run exists at {partial}: pass --resume to continue "
-                "it or --overwrite to start again"
-            )
-        shutil.rmtree(partial)
-    tmp = partial.with_name(partial.name + ".new")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    dtype = np.float16 if plan["config"]["dtype"] == "float16" else np.float32
-    np.lib.format.open_memmap(
-        tmp / FEATURES, mode="w+", dtype=dtype, shape=(len(ids), *plan["shape"])
-    ).flush()
-    np.save(tmp / DONE, np.zeros(len(ids), dtype=np.uint8))
-    (tmp / "ids.txt").write_text("".join(i + "\n" for i in ids), encoding="utf-8")
-    (tmp / FAILED_LOG).touch()
-    write_json(tmp / PLAN, plan)
-    os.replace(tmp, partial)
-
-
-def _plan_matches(partial: Path, plan: dict, ids: list[str]) -> bool:
-    try:
-        old = read_json(partial / PLAN)
-        old_ids = (partial / "ids.txt").read_text(encoding="utf-8").splitlines()
-        ok = (partial / FEATURES).is_file() and (partial / DONE).is_file()
-    except (OSError, ValueError):
-        return False
-    if old != json.loads(json.dumps(plan)) or old_ids != ids or not ok:
-        raise ConfigError(
-            f"cannot resume {partial}: it was started with different settings or "
-            "images; pass --overwrite to start again"
-        )
-    return True
 
 
 # --- the main loop ------------------------------------------------------------------------------
@@ -346,7 +293,7 @@ def _finalise(
     done = np.load(partial / DONE)
     if (done == 0).any():
         raise DataError(f"{int((done == 0).sum())} items were not processed", path=partial)
-    failed = _read_failed(partial / FAILED_LOG, ids, done)
+    failed = read_failed(partial / FAILED_LOG, ids, done)
     keep = np.flatnonzero(done == 1)
     report = {
         **stats,
@@ -375,16 +322,6 @@ def _finalise(
         len(missing),
     )
     return FeatureStore.open(out)
-
-
-def _read_failed(path: Path, ids: list[str], done: np.ndarray) -> list[dict]:
-    records = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            records[record["item_id"]] = record
-    failed_ids = {ids[i] for i in np.flatnonzero(done == 2)}
-    return [records[i] for i in sorted(failed_ids)]
 
 
 def _copy_rows(src: Path, dst: Path, keep: np.ndarray) -> None:
