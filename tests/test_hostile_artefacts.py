@@ -269,3 +269,19 @@ def test_coverage_share_from_the_environment(demo_dataset, tmp_path, monkeypatch
     monkeypatch.setenv("VISREC_MIN_FEATURE_COVERAGE", "lots")
     with pytest.raises(Exception, match="must be a number in"):
         store.aligned(demo_dataset.items, "mean")
+
+
+@pytest.mark.parametrize(
+    "text,reason",
+    [("{", "damaged evaluation result"), ("[]", "not a JSON object"),
+     ('{"format": "visrec-eval/1"}', "damaged evaluation result")],
+)  # fmt: skip
+def test_damaged_evaluation_result_is_one_error(tmp_path, text, reason):
+    from visrec.errors import DataError
+    from visrec.evaluation.results import FORMAT, EvalResult
+
+    path = tmp_path / "eval.json"
+    path.write_text(text.replace("visrec-eval/1", str(FORMAT)))
+    with pytest.raises(DataError, match=reason) as info:
+        EvalResult.from_json(path)
+    assert "eval.json" in str(info.value) and "--force" in str(info.value)

@@ -104,3 +104,12 @@ def test_data_check_reports_hostile_files(tmp_path, gs):
     unreadable = dict(i.split(" ", 1) for i in report.of_kind("unreadable-image")[0].ids)
     assert "format visrec does not decode" in unreadable["eps"]
     assert "pixel budget" in unreadable["bomb"]
+
+
+def test_a_link_loop_is_refused(tmp_path):
+    paths = hostile_folder(tmp_path)
+    os.symlink(paths["images"] / "loop2.jpg", paths["images"] / "loop1.jpg")
+    os.symlink(paths["images"] / "loop1.jpg", paths["images"] / "loop2.jpg")
+    scan = scan_image_folder(paths["images"])
+    assert "loop1" not in scan.images and "loop2" not in scan.images
+    assert sum("cannot be resolved" in r["reason"] for r in scan.rejected) == 2

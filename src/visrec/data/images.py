@@ -87,8 +87,11 @@ def scan_image_folder(folder: str | Path) -> ImageScan:
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
             continue
-        resolved = path.resolve()
-        if resolved.parent != root and root not in resolved.parents:
+        resolved = _resolve(path)
+        if resolved is None:
+            scan.rejected.append(_reject(path, "link that cannot be resolved (a loop?)"))
+            continue
+        if root not in resolved.parents:
             scan.rejected.append(_reject(path, f"link to {resolved.name!r} outside the folder"))
             continue
         if not resolved.is_file():
@@ -102,6 +105,13 @@ def scan_image_folder(folder: str | Path) -> ImageScan:
         else:
             scan.images[stem] = path
     return scan
+
+
+def _resolve(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop (Python < 3.13)
+        return None
 
 
 def _reject(path: Path, reason: str) -> dict[str, str]:
@@ -118,8 +128,10 @@ def scan_images(folder: str | Path) -> tuple[dict[str, Path], dict[str, list[Pat
 
 def inside(path: str | Path, folder: str | Path) -> bool:
     """Whether ``path`` resolves (links followed) to a file inside ``folder``."""
-    resolved, root = Path(path).resolve(), Path(folder).resolve()
-    return root in resolved.parents and resolved.is_file()
+    resolved = _resolve(Path(path))
+    return (
+        resolved is not None and Path(folder).resolve() in resolved.parents and resolved.is_file()
+    )
 
 
 # --- decoding -------------------------------------------------------------------------------------
