@@ -40,7 +40,17 @@ from visrec.errors import ConfigError
 from visrec.training.run import DataSpec
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_DATASET_KEYS = {"path", "split", "validation", "cutoff", "min_user", "min_item", "min_rating"}
+_DATASET_KEYS = {
+    "path",
+    "split",
+    "validation",
+    "cutoff",
+    "cold_fraction",
+    "split_seed",
+    "min_user",
+    "min_item",
+    "min_rating",
+}
 _BENCH_KEYS = {"seed", "n_boot", "alpha", "select_metric", "block_size"}
 _MODEL_KEYS = {"name", "model", "features", "config", "grid"}
 _SELECT = re.compile(r"(AUC|RR|(R|P|nDCG)@\d+)")
@@ -152,6 +162,9 @@ def _dataset(table: dict, base: Path, where: str) -> DataSpec:
         "validation": True,
         "cutoff": _typed(table, "cutoff", int, None, where),
     }
+    if split["method"] == "cold-items":
+        split["cold_fraction"] = float(_typed(table, "cold_fraction", (int, float), 0.1, where))
+        split["seed"] = _typed(table, "split_seed", int, 0, where)
     filters = {}
     min_user = _typed(table, "min_user", int, 1, where)
     min_item = _typed(table, "min_item", int, 1, where)
