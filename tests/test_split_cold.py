@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
 from visrec.cli import main
 from visrec.data import Dataset, Interactions, SplitSpec
 from visrec.errors import ConfigError, DataError
