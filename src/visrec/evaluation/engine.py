@@ -300,7 +300,7 @@ def _rank_modes(run: _Pass, scores: torch.Tensor, block: np.ndarray) -> dict[str
             negatives = gather_padded(scores, torch.from_numpy(neg).to(dev))
             out[mode] = rank_block(torch.cat([truth, negatives], dim=1), truth)
         elif mode == "cold":  # candidates: the split's new items (none of them in any history)
-            columns = torch.from_numpy(run.cold).to(dev)
+            columns = torch.tensor(run.cold, device=dev)  # a copy: the array is read-only
             out[mode] = rank_block(scores.index_select(1, columns), truth)
         elif fused is not None:  # subtract the excluded items' counts: no gather of their scores
             x_greater, x_equal, n_excluded = fused.window if mode == "tutorial" else fused.history
