@@ -20,9 +20,19 @@ import pandas as pd
 from visrec._io import write_json, write_text
 from visrec.benchmark.config import BenchmarkConfig
 from visrec.benchmark.runner import ModelOutcome
+from visrec.evaluation import registry
 from visrec.evaluation.stats import bootstrap_ci, compare_to_best
 
-METRICS = ("AUC", "RR", "R@20", "P@20", "nDCG@20", "R@100", "P@100", "nDCG@100")
+REPORT_KS = (20, 100)
+"""Cut-offs shown in the benchmark tables."""
+
+
+def report_metrics(mode: str = "full", names: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The metric keys of the benchmark table (default metrics at ``REPORT_KS``), from the registry."""
+    return tuple(registry.keys_for(registry.resolve(names), REPORT_KS, mode))
+
+
+METRICS = report_metrics()
 BELOW_MARK = "▼"
 FORMAT = "visrec-benchmark/1"
 
@@ -161,7 +171,7 @@ def table_markdown(summary: dict) -> str:
         cells = []
         for metric in metrics:
             t = m["tests"][metric]
-            value = _fmt(m["means"][metric])
+            value = _fmt(m["means"][metric], _digits(metric))
             value = f"**{value}**" if t.get("best") else value
             mark = f" {BELOW_MARK}" if t.get("below_best") else ""
             low, high = m["ci95"][metric]
@@ -205,6 +215,12 @@ def to_markdown(summary: dict, plots: list[Path], out: Path) -> str:
         parts += ["", "## Plots", ""]
         parts += [f"![{p.stem}]({_rel(p, out)})" for p in plots]
     return "\n".join(parts) + "\n"
+
+
+def _digits(metric: str) -> int:
+    """Decimals of a metric's mean, as its registry entry formats it (``.5f`` -> 5)."""
+    text = registry.format_value(metric, 0.0)
+    return len(text.partition(".")[2])
 
 
 def _fmt(value: float, digits: int = 5) -> str:
