@@ -90,7 +90,7 @@ def format_split_stats(stats: dict) -> str:
     for name in ("test", "validation"):
         if f"cold_{name}_items" in stats:
             lines.append(
-                f"cold {name:<10}{stats[f'cold_{name}_items']:,} items, "
+                f"{'cold ' + name:<14} {stats[f'cold_{name}_items']:,} items, "
                 f"{stats[f'users_with_cold_{name}_targets']:,} users with cold targets"
             )
     return "\n".join(lines)
