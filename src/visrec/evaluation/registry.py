@@ -140,6 +140,15 @@ def per_user_values(
     return out
 
 
+def is_catalogue_key(key: str) -> bool:
+    """Whether an output key (``coverage@20``, ``coverage@20[cold]``) is a catalogue metric's, which has
+    a mean but no per-user column. Unknown keys are not."""
+    try:
+        return parse_key(key.split("[")[0])[0].catalogue
+    except ConfigError:
+        return False
+
+
 def format_value(key: str, value: float) -> str:
     """A mean formatted as its metric says (unknown keys: 5 decimals)."""
     try:

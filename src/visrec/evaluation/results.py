@@ -16,6 +16,7 @@ import pandas as pd
 
 from visrec._io import atomic_open, read_json, write_json
 from visrec.errors import ConfigError, DataError
+from visrec.evaluation import registry
 
 _PANDAS = tuple(int(re.match(r"\d*", part).group() or 0) for part in pd.__version__.split(".")[:2])
 _EXACT_FLOATS = {} if _PANDAS >= (3, 1) else {"float_precision": "round_trip"}
@@ -118,7 +119,7 @@ class EvalResult:
         elif "per_user" in data:
             table = pd.DataFrame(data["per_user"])
         else:
-            columns = [k for k in data["means"] if not k.startswith("coverage@")]
+            columns = [k for k in data["means"] if not registry.is_catalogue_key(k)]
             table = pd.DataFrame({c: [] for c in [*ID_COLUMNS, *columns]})
         return cls(
             mode=data["mode"],
