@@ -168,3 +168,10 @@ def test_metric_keys_parse_from_the_registry():
             reg.parse_key(bad)
     # the default keys are the ones visrec always wrote
     assert reg.keys_for(reg.resolve(None), (20, 100), "full") == metrics.metric_names((20, 100))
+
+
+def test_docs_table_is_generated_from_the_registry():
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "evaluation.md"
+    assert reg.reference_table() in doc.read_text(encoding="utf-8")

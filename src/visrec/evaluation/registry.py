@@ -158,6 +158,19 @@ def format_value(key: str, value: float) -> str:
     return format(value, metric.fmt)
 
 
+def reference_table() -> str:
+    """The Markdown table of every registered metric (docs/evaluation.md embeds it; tests check it)."""
+    lines = ["| key | metric | modes | needs |", "|---|---|---|---|"]
+    for x in REGISTRY.values():
+        key = f"`{x.key('k')}`" if x.takes_k else f"`{x.name}`"
+        modes = "all" if set(x.modes) == set(MODES) else ", ".join(x.modes)
+        needs = [n for n, flag in (("top-k lists", x.needs_lists), ("item features",
+                 x.needs_features)) if flag]  # fmt: skip
+        kind = " (one number per evaluation)" if x.catalogue else ""
+        lines.append(f"| {key} | {x.label}{kind} | {modes} | {', '.join(needs) or '-'} |")
+    return "\n".join(lines)
+
+
 def _auc(v: BlockValues, k: int | None) -> np.ndarray:
     if v.mode == "tutorial":
         return m.tutorial_auc(v.ranks, v.n_items)
