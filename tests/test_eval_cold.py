@@ -131,3 +131,29 @@ def test_cold_validation_targets_rank_among_validation_cold_items():
         s = scores[user]
         pairs = [(s[t] > s[n]) + 0.5 * (s[t] == s[n]) for t in truth for n in negatives]
         assert math.isclose(value, float(np.mean(pairs)))
+
+
+@pytest.mark.gpu
+def test_cold_modes_on_cuda_match_cpu():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng(7)
+    rows = [
+        (f"u{u}", f"i{i:02d}", int(t))
+        for u in range(40)
+        for i, t in zip(rng.choice(50, 12, replace=False), rng.integers(0, 99, 12), strict=True)
+    ]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    ds = Dataset.build(Interactions.from_frame(frame), SplitSpec("cold-items", cold_fraction=0.2))
+    scores = np.round(rng.normal(size=(ds.n_users, ds.n_items)), 1)
+    settings = EvalSettings(metrics=("AUC", "nDCG", "MAP", "coverage", "novelty"), block_size=7)
+    modes = ("cold", "mixed")
+    cpu = evaluate_modes(matrix_scorer(scores), ds, split="test", modes=modes, settings=settings)
+    gpu = evaluate_modes(
+        matrix_scorer(scores), ds, split="test", modes=modes, settings=settings, device="cuda"
+    )
+    for mode in modes:
+        pd.testing.assert_frame_equal(cpu[mode].per_user, gpu[mode].per_user, check_exact=True)
+        assert cpu[mode].means == gpu[mode].means
