@@ -11,7 +11,7 @@ from pathlib import Path
 
 from visrec.benchmark.config import BenchmarkConfig, ModelSpec, load_config
 from visrec.benchmark.plots import write_plots
-from visrec.benchmark.report import METRICS, summarise, write_reports
+from visrec.benchmark.report import summarise, write_reports
 from visrec.benchmark.runner import Echo, ModelOutcome, run_benchmark
 from visrec.errors import VisrecError
 
@@ -47,7 +47,7 @@ def run_suite(
     summary = summarise(outcomes, config, dataset.summary())
     pngs = []
     if plots:
-        pngs = write_plots(outcomes, out / "plots", METRICS)
+        pngs = write_plots(outcomes, out / "plots", tuple(summary["metrics"]))
     write_reports(summary, out, pngs)
     summary["plots"] = [str(p) for p in pngs]
     if not any(o.ok for o in outcomes):

@@ -37,14 +37,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec.errors import ConfigError
-from visrec.models import registry
+from visrec.evaluation import registry
+from visrec.evaluation.metrics import DEFAULT_KS
+from visrec.models import registry as model_registry
 from visrec.runs import DataSpec, data_spec
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_DATASET_KEYS = {"path", "split", "validation", "cutoff", "min_user", "min_item", "min_rating"}
+_DATASET_KEYS = {
+    "path",
+    "split",
+    "validation",
+    "cutoff",
+    "cold_fraction",
+    "split_seed",
+    "min_user",
+    "min_item",
+    "min_rating",
+}
 _BENCH_KEYS = {"seed", "n_boot", "alpha", "select_metric", "block_size"}
 _MODEL_KEYS = {"name", "model", "features", "config", "grid"}
-_SELECT = re.compile(r"(AUC|RR|(R|P|nDCG)@\d+)")
 
 
 @dataclass(frozen=True)
@@ -130,10 +141,15 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
         raise ConfigError(f"{where}: [benchmark] needs seed >= 0, n_boot >= 1, 0 < alpha < 1")
     if config.block_size is not None and config.block_size < 1:
         raise ConfigError(f"{where}: [benchmark] block_size must be >= 1, got {config.block_size}")
-    if not _SELECT.fullmatch(config.select_metric):
+    try:
+        registry.parse_key(config.select_metric)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: [benchmark] select_metric: {exc}") from None
+    stored = registry.keys_for(registry.resolve(None), DEFAULT_KS, "full")
+    if config.select_metric not in stored:  # validation runs store the default metrics only
         raise ConfigError(
-            f"{where}: [benchmark] select_metric {config.select_metric!r}: expected AUC, RR, R@k, "
-            "P@k or nDCG@k"
+            f"{where}: [benchmark] select_metric {config.select_metric!r}: the benchmark selects on "
+            f"the stored validation metrics, one of {', '.join(stored)}"
         )
     return config
 
@@ -148,11 +164,17 @@ def _dataset(table: dict, base: Path, where: str) -> DataSpec:
         raise ConfigError(
             f"{where}: [dataset] validation = false: the benchmark selects models on validation only"
         )
+    method = _typed(table, "split", str, "leave-last-out", where)
+    cold = method == "cold-items"
     return data_spec(
         data_path,
-        split=_typed(table, "split", str, "leave-last-out", where),
+        split=method,
         validation=True,
         cutoff=_typed(table, "cutoff", int, None, where),
+        cold_fraction=float(_typed(table, "cold_fraction", (int, float), 0.1, where))
+        if cold
+        else 0.1,
+        split_seed=_typed(table, "split_seed", int, 0, where) if cold else 0,
         min_user=_typed(table, "min_user", int, 1, where),
         min_item=_typed(table, "min_item", int, 1, where),
         min_rating=_typed(table, "min_rating", (int, float), None, where),
@@ -178,7 +200,7 @@ def _model(entry, i: int, features: dict[str, str], where: str) -> ModelSpec:
     if model is None:
         raise ConfigError(f'{where}: {label} needs model = "<registry name>" (see `visrec models`)')
     try:
-        registry.get(model)
+        model_registry.get(model)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {label}: {exc}") from None
     name = _typed(entry, "name", str, model, where)
@@ -205,7 +227,7 @@ def _check_options(model: str, config: dict, grid: dict, where: str) -> None:
     spec = ModelSpec("check", model, None, config, grid)
     for _, options in spec.candidates():
         try:
-            registry.get(model).config_class.from_dict(options)
+            model_registry.get(model).config_class.from_dict(options)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 

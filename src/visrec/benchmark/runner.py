@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visrec._io import read_json
+from visrec._io import read_json_object
 from visrec.benchmark.config import BenchmarkConfig, ModelSpec
 from visrec.data.dataset import Dataset
 from visrec.errors import VisrecError
@@ -178,7 +178,9 @@ def _check_same_settings(spec: ModelSpec, point: GridPoint, config: BenchmarkCon
 
 
 def load_run_meta(run_dir: Path) -> dict:
-    return read_json(run_dir / RUN_FILE)
+    return read_json_object(
+        run_dir / RUN_FILE, what="run metadata", fix="pass --force to retrain it"
+    )
 
 
 def _open_run(run_dir: Path, dataset: Dataset) -> Run:

@@ -11,6 +11,7 @@ from visrec.data.split import METHODS
 from visrec.distributed import torchrun
 from visrec.errors import ConfigError
 from visrec.evaluation.engine import MODES, SPLITS
+from visrec.evaluation.registry import DEFAULT_METRICS, REGISTRY
 from visrec.models import registry
 from visrec.models.capabilities import ScoresProfiles
 from visrec.runs.directory import DataSpec, data_spec
@@ -55,7 +56,20 @@ def data_options(func):
             show_default=True,
         ),
         click.option(
-            "--cutoff", type=int, default=None, help="Timestamp cut-off of the temporal split."
+            "--cutoff",
+            type=int,
+            default=None,
+            help="Timestamp cut-off of the temporal and cold-items-temporal splits.",
+        ),
+        click.option(
+            "--cold-fraction",
+            type=float,
+            default=0.1,
+            show_default=True,
+            help="cold-items split: fraction of items new in test (and again in validation).",
+        ),
+        click.option(
+            "--split-seed", type=click.IntRange(0), default=0, help="Seed of the cold-items split."
         ),
         click.option("--no-validation", is_flag=True, help="Do not carve a validation basket."),
         click.option(
@@ -74,7 +88,15 @@ def data_options(func):
 
 
 def make_data_spec(
-    data_path, split_method, cutoff, no_validation, min_user, min_item, min_rating
+    data_path,
+    split_method,
+    cutoff,
+    no_validation,
+    min_user,
+    min_item,
+    min_rating,
+    cold_fraction=0.1,
+    split_seed=0,
 ) -> DataSpec:
     """The :func:`~visrec.runs.data_spec` of the :func:`data_options` flags."""
     return data_spec(
@@ -82,6 +104,8 @@ def make_data_spec(
         split=split_method,
         validation=not no_validation,
         cutoff=cutoff,
+        cold_fraction=cold_fraction,
+        split_seed=split_seed,
         min_user=min_user,
         min_item=min_item,
         min_rating=min_rating,
@@ -178,8 +202,27 @@ def models_cmd(name: str | None) -> None:
     multiple=True,
     default=("full",),
     show_default=True,
-    help="full ranking, sampled negatives (labelled), or the IUI 2021 tutorial's definitions; "
+    help="full ranking, sampled negatives (labelled), the IUI 2021 tutorial's definitions, or on a "
+    "cold-item split cold (new items among new items) and mixed (among all unconsumed items); "
     "repeat to compute several modes from one scoring pass.",
+)
+@click.option(
+    "--metric",
+    "metric_names",
+    type=click.Choice(list(REGISTRY)),
+    multiple=True,
+    help=f"Metrics to compute (repeat); default {', '.join(DEFAULT_METRICS)}.",
+)
+@click.option(
+    "--ks",
+    default=None,
+    help="Comma-separated cut-offs of the metrics with k (default 20,100,200).",
+)
+@click.option(
+    "--item-features",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Feature store whose item vectors the diversity metric compares.",
 )
 @click.option(
     "--negatives",
@@ -196,8 +239,22 @@ def models_cmd(name: str | None) -> None:
 )
 @click.option("--seed", type=click.IntRange(0), default=0, help="Seed of the sampled negatives.")
 @click.option("--force", is_flag=True, help="Replace an earlier evaluation of the same kind.")
-def evaluate_cmd(run_dir, split, modes, negatives, block_size, seed, force):
+def evaluate_cmd(
+    run_dir, split, modes, metric_names, ks, item_features, negatives, block_size, seed, force
+):
     """Evaluate the run in RUN_DIR; write RUN_DIR/eval/<split>-<mode>.json (means) and .csv (per user)."""
+    options = {}
+    if metric_names:
+        options["metrics"] = metric_names
+    if ks is not None:
+        try:
+            options["ks"] = tuple(int(k) for k in ks.split(","))
+        except ValueError:
+            raise click.BadParameter(
+                f"{ks!r}: expected integers like 20,100", param_hint="--ks"
+            ) from None
+    if item_features is not None:
+        options["item_features"] = str(item_features)
     with torchrun() as ctx:  # under torchrun: users split across ranks, rank 0 writes
         results = evaluate_run_modes(
             run_dir,
@@ -208,6 +265,7 @@ def evaluate_cmd(run_dir, split, modes, negatives, block_size, seed, force):
             existing="overwrite" if force else "refuse",
             block_size=block_size,
             seed=seed,
+            **options,
         )
     if not ctx.is_main:
         return

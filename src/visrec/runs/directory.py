@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visrec._io import read_json
+from visrec._io import read_json_object
 from visrec.data.dataset import Dataset
 from visrec.data.loaders import open_dataset
 from visrec.data.split import SplitSpec
@@ -25,6 +25,7 @@ from visrec.errors import DataError, VisrecError
 from visrec.models import Recommender
 
 RUN_FILE = "run.json"
+_RERUN = "train it again (visrec train ... --force)"
 
 
 @dataclass
@@ -43,24 +44,22 @@ class DataSpec:
         return open_dataset(self.path).images_dir
 
 
-def is_finished(run_dir: Path) -> bool:
-    path = Path(run_dir) / RUN_FILE
-    return path.is_file() and read_json(path).get("status") == "finished"
-
-
 def data_spec(
     path: str | Path,
     *,
     split: str = "leave-last-out",
     validation: bool = True,
     cutoff: int | None = None,
+    cold_fraction: float = 0.1,
+    split_seed: int = 0,
     min_user: int = 1,
     min_item: int = 1,
     min_rating: float | None = None,
 ) -> DataSpec:
     """The one way a :class:`DataSpec` is made from options (``visrec train`` flags, benchmark TOML).
 
-    The split is validated here (method and cut-off); k-core and rating filters are recorded only when
+    The split is validated here (method, cut-off; ``cold_fraction`` and ``split_seed`` are recorded for
+    the cold-items split only); k-core and rating filters are recorded only when
     they filter something, so equal settings give equal ``run.json`` records.
     """
     filters: dict = {}
@@ -69,6 +68,8 @@ def data_spec(
     if min_rating is not None:
         filters["min_rating"] = float(min_rating)
     spec = {"method": split, "validation": validation, "cutoff": cutoff}
+    if split == "cold-items":
+        spec |= {"cold_fraction": cold_fraction, "seed": split_seed}
     SplitSpec(**spec)  # validates method and cutoff
     return DataSpec(str(Path(path).resolve()), spec, filters)
 
@@ -101,11 +102,17 @@ def load_run(run_dir: str | Path) -> Run:
     run_dir = Path(run_dir)
     if not (run_dir / RUN_FILE).is_file():
         raise DataError("not a visrec run directory (no run.json)", path=run_dir)
-    meta = read_json(run_dir / RUN_FILE)
+    meta = read_json_object(run_dir / RUN_FILE, what="run metadata", fix=_RERUN)
     if meta.get("status") != "finished":
         raise VisrecError(
             f"{run_dir}: the run has not finished (status {meta.get('status')!r}); "
             "continue it with `visrec train ... --resume`"
         )
     model = Recommender.load(run_dir / "model")
-    return Run(run_dir, meta, model, DataSpec(**meta["data"]))
+    try:
+        data = DataSpec(**meta["data"])
+    except (KeyError, TypeError) as exc:
+        raise DataError(
+            f"damaged run metadata (data: {exc}); {_RERUN}", path=run_dir / RUN_FILE
+        ) from None
+    return Run(run_dir, meta, model, data)

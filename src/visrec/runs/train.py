@@ -24,13 +24,17 @@ from visrec.models import Recommender, create, get
 from visrec.models.capabilities import FeatureInput, TrainOptions, TrainsByGradient
 from visrec.runs.directory import RUN_FILE, DataSpec
 from visrec.training import fit_model
+from visrec.training.trainer import CHECKPOINT
 
 log = logging.getLogger(__name__)
 
 
 def is_finished(run_dir: Path) -> bool:
     path = Path(run_dir) / RUN_FILE
-    return path.is_file() and read_json(path).get("status") == "finished"
+    try:  # a damaged run.json is an unfinished run: --force starts again, --resume continues
+        return path.is_file() and read_json(path).get("status") == "finished"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def load_features(
@@ -85,6 +89,7 @@ def _open_input(
     if (kind == "spatial") != store.is_spatial:
         want = "spatial maps (--layer layer4 or similar)" if kind == "spatial" else "pooled vectors"
         raise ConfigError(f"{model_cls.name} needs {want}; {path} holds shape {store.array.shape}")
+    store.check_coverage(dataset.items)  # before the run folder exists: another dataset's store
     return store
 
 
@@ -118,6 +123,8 @@ def train_run(
                 "(the old run is replaced only when the new one finishes)"
             )
         work = out.parent / f".{out.name}.next"
+    elif out.exists() and not out.is_dir():
+        raise VisrecError(f"{out} is a file, not a run directory; choose another -o")
     elif out.exists() and any(out.iterdir()) and not (out / RUN_FILE).is_file():
         raise VisrecError(f"{out} exists and is not a visrec run directory; choose another -o")
     elif (out / RUN_FILE).is_file() and not resume and not force:
@@ -140,6 +147,7 @@ def train_run(
         "dataset": dataset.summary(),
     }
     main = dist is None or dist.is_main
+    created = not work.exists()
     if main:
         work.mkdir(parents=True, exist_ok=True)
         write_json(work / RUN_FILE, meta)
@@ -152,7 +160,12 @@ def train_run(
                 model.to(local_device())
             options = TrainOptions(run_dir=work, resume=resume, dist=dist)
             meta["world_size"] = dist.world_size
-    fit_model(model, dataset, feats, options)
+    try:
+        fit_model(model, dataset, feats, options)
+    except BaseException:
+        if main and not resume:
+            _discard_unstarted(work, created)
+        raise
     if main:
         model.save(work / "model")
         meta |= {
@@ -164,6 +177,16 @@ def train_run(
         if work != out:
             _swap(work, out)
     return model
+
+
+def _discard_unstarted(work: Path, created: bool) -> None:
+    """A run that failed before its first checkpoint (e.g. a bad device) must not block the retry."""
+    if (work / CHECKPOINT).is_file():
+        return  # something to --resume from
+    if created:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        (work / RUN_FILE).unlink(missing_ok=True)
 
 
 def _resolved(features: str | Mapping[str, str] | None) -> str | dict | None:

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from visrec._io import atomic_path
 from visrec.data.dataset import Dataset
-from visrec.features.images import ImageReadError, load_rgb
+from visrec.data.images import ImageReadError, load_rgb
 from visrec.models.base import Recommender
 from visrec.serving.topk import recommend_users
 
