@@ -59,10 +59,6 @@ class EvalResult:
     meta: dict = field(default_factory=dict)
 
     @property
-    def metric_keys(self) -> list[str]:
-        return list(self.means)
-
-    @property
     def n_users(self) -> int:
         return len(self.per_user)
 
