@@ -174,6 +174,18 @@ def test_changed_options_are_not_silently_reused(demo_dir, features, tmp_path):
         ('[[models]]\nmodel = "bpr"\nconfig = {lr = -1.0}\n', "lr must be > 0"),
         ('[[models]]\nmodel = "pop"\n[[models]]\nmodel = "pop"\n', "repeated: pop"),
         ('[[models]]\nmodel = "pop"\ncolour = 1\n', "unknown [[models]] entry 1 key 'colour'"),
+        (
+            'seed = "x"\n[[models]]\nmodel = "pop"\n',
+            "[benchmark] key seed: cannot read 'x'",
+        ),
+        (
+            'nboot = 9\n[[models]]\nmodel = "pop"\n',
+            "'nboot'; expected one of seed, n_boot",
+        ),
+        (
+            '[[models]]\nmodel = "bpr"\nconfig = {epochs = 1.5}\n',
+            "option epochs: cannot read 1.5 as int",
+        ),
     ],
 )
 def test_config_errors_name_the_file_and_entry(demo_dir, features, tmp_path, snippet, message):

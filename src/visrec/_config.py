@@ -47,16 +47,16 @@ class Typed:
         ]
 
 
-def build(cls: type[T], values: Mapping[str, Any], *, what: str = "option", strict=False) -> T:
-    """``cls`` from ``values``; strings are parsed unless ``strict`` (then types must match exactly).
+def build(cls: type[T], values: Mapping[str, Any], *, what: str = "option", parse=True) -> T:
+    """``cls`` from ``values``; ``parse``: ``--set`` strings may spell None, tuples and lists too.
 
     ``what`` names a key in messages: ``option`` for model configs, ``[benchmark] key`` for a TOML table.
     """
     hints = typing.get_type_hints(cls)
-    if not strict:
+    if parse:
         values = {k: _from_string(v, hints[k]) if k in hints else v for k, v in values.items()}
     try:
-        return _adapter(cls).validate_python(dict(values), strict=strict or None)
+        return _adapter(cls).validate_python(dict(values))
     except ValidationError as exc:
         raise _one_line(cls, exc, hints, what) from None
 
@@ -113,17 +113,20 @@ def _one_line(cls: type, exc: ValidationError, hints: dict, what: str) -> Visrec
     if unknown:
         known = ", ".join(f.name for f in dataclasses.fields(cls))
         return ConfigError(
-            f"unknown {what} {', '.join(map(repr, unknown))} for {cls.__name__}; expected one of {known}"
+            f"unknown {what} {', '.join(map(repr, unknown))}; expected one of {known}"
         )
     first = errors[0]
     cause = (first.get("ctx") or {}).get("error")
     if isinstance(cause, VisrecError):
         return cause
-    name = str(first["loc"][0]) if first["loc"] else "?"
+    name = ".".join(map(str, first["loc"])) or "?"
     if first["type"] == "missing":
         return ConfigError(f"{what} {name} is required")
-    expected = type_name(hints[name]) if name in hints else first["msg"]
-    return ConfigError(f"{what} {name}: cannot read {first['input']!r} as {expected}")
+    if name in hints:
+        return ConfigError(
+            f"{what} {name}: cannot read {first['input']!r} as {type_name(hints[name])}"
+        )
+    return ConfigError(f"{what} {name}: {first['msg'].lower()}, got {first['input']!r}")
 
 
 _UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden")
