@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import socket
+import sys
 import threading
 import urllib.parse
 import zipfile
@@ -196,6 +197,14 @@ def test_offline_error_names_the_url_and_from_file(tmp_path):
     message = str(info.value)
     assert url in message and "--from-file file.bin=PATH" in message
     assert "https://example.org/p" in message and "\n" not in message
+
+
+def test_without_gdown_the_error_names_the_extra_and_from_file(server, cache, monkeypatch):
+    server.routes["/f.bin"] = Route(b"hello")
+    monkeypatch.setitem(sys.modules, "gdown", None)  # import gdown -> ImportError
+    with pytest.raises(DataError, match=r"visrec\[fetch\].*--from-file f.bin=PATH"):
+        cache.obtain(Remote("f.bin", server.url + "/f.bin"))
+    assert not server.log
 
 
 def test_http_errors_and_html_pages_are_refused(server, cache):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -185,6 +186,8 @@ def _is_network(exc: BaseException, requests) -> bool:
 
 def _offline_error(remote: Remote, exc: BaseException) -> DataError:
     reason = " ".join(str(exc.__cause__ or exc).split())
+    errno = re.findall(r"\[Errno -?\d+\][^'\")(]*", reason)  # urllib3 nests it three levels deep
+    reason = errno[-1].strip() if errno else reason
     return DataError(
         f"could not download {remote.url} ({reason}). If this machine is offline or the host is "
         f"blocked, download the file by hand from {remote.page or remote.url} on another machine, "
