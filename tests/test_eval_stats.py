@@ -37,6 +37,15 @@ def test_bootstrap_is_scipys_percentile_interval_with_shared_resamples():
     assert both[0, 0] < narrow[0] < narrow[1] < both[0, 1]
 
 
+def test_bootstrap_draws_are_those_of_earlier_releases():
+    # the resamples are default_rng(seed).integers(0, n, (n_boot, n)), as visrec drew them before
+    # scipy did the work, so published benchmark intervals stay the same
+    x = np.random.default_rng(2).exponential(size=200)
+    draws = np.random.default_rng(0).integers(0, len(x), size=(2000, len(x)))
+    ref = np.quantile(x[draws].mean(axis=1), [0.025, 0.975])
+    np.testing.assert_allclose(bootstrap_ci(x, n_boot=2000, seed=0), ref, rtol=1e-12)
+
+
 def test_bootstrap_covers_a_known_mean_about_95_percent_of_the_time():
     rng = np.random.default_rng(7)
     trials = 300
