@@ -1,31 +1,8 @@
 """The benchmark TOML: one dataset and split, named feature stores, a list of models (docs/benchmark.md).
 
-```toml
-[dataset]
-path = "data"                    # relative paths are relative to this file
-split = "leave-last-out"         # or "temporal" (with cutoff) or "given"
-validation = true                # model selection needs it
-min_user = 1
-min_item = 1
-# min_rating = 4.0
-# cutoff = 890000000
-
-[features]
-effnet = "features/effnet-pooled"   # name = feature store folder (or image folder for pixel models)
-
-[benchmark]
-seed = 0              # bootstrap seed
-n_boot = 1000         # bootstrap replicates
-alpha = 0.05          # significance level (Holm-corrected Wilcoxon against the best model)
-select_metric = "AUC" # validation metric that picks a grid point
-
-[[models]]
-name = "vbpr"                    # label in the table and run folder (default: model)
-model = "vbpr"                   # registry name
-features = "effnet"              # a name from [features]
-config = {epochs = 10}
-grid = {lr = [1e-3, 1e-2]}       # optional: every combination is trained, chosen on validation
-```
+Each table is a typed config (:class:`FileTables`, :class:`DatasetTable`, :class:`BenchmarkTable`,
+:class:`ModelEntry`: a docstring per key) checked by :func:`visrec._config.build`, the mechanism that
+also reads model options; :func:`parse_config` turns them into a :class:`BenchmarkConfig`.
 """
 
 from __future__ import annotations
