@@ -37,7 +37,7 @@ def run_suite(
     Returns the results.json content. Raises :class:`visrec.errors.VisrecError` only if every model
     failed (each failure is otherwise recorded in the tables).
     """
-    from visrec.benchmark.report import METRICS, summarise, write_reports
+    from visrec.benchmark.report import summarise, write_reports
     from visrec.errors import VisrecError
 
     config = load_config(config_path)
@@ -49,7 +49,7 @@ def run_suite(
     if plots:
         from visrec.benchmark.plots import write_plots
 
-        pngs = write_plots(outcomes, out / "plots", METRICS)
+        pngs = write_plots(outcomes, out / "plots", tuple(summary["metrics"]))
     write_reports(summary, out, pngs)
     summary["plots"] = [str(p) for p in pngs]
     if not any(o.ok for o in outcomes):

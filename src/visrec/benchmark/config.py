@@ -15,10 +15,11 @@ from pathlib import Path
 
 from visrec._config import Typed, build
 from visrec.errors import ConfigError
+from visrec.evaluation import registry
+from visrec.evaluation.metrics import DEFAULT_KS
 from visrec.training.run import DataSpec
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_SELECT = re.compile(r"(AUC|RR|(R|P|nDCG)@\d+)")
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,15 @@ class DatasetTable(Typed):
     path: str
     """Interaction folder or file; a relative path is relative to the benchmark file."""
     split: str = "leave-last-out"
-    """leave-last-out, temporal (with cutoff) or given."""
+    """leave-last-out, temporal (with cutoff), given, cold-items or cold-items-temporal (with cutoff)."""
     validation: bool = True
     """Hold out validation targets; must stay true (models are selected on validation only)."""
     cutoff: int | None = None
-    """Temporal split: timestamp where test starts."""
+    """temporal and cold-items-temporal splits: the timestamp where test starts."""
+    cold_fraction: float = 0.1
+    """cold-items split: share of the items held out as cold (test and validation)."""
+    split_seed: int = 0
+    """cold-items split: seed that draws the cold items."""
     min_user: int = 1
     """Keep users with at least this many interactions."""
     min_item: int = 1
@@ -81,10 +86,15 @@ class BenchmarkTable(Typed):
             raise ConfigError("[benchmark] needs seed >= 0, n_boot >= 1, 0 < alpha < 1")
         if self.block_size is not None and self.block_size < 1:
             raise ConfigError(f"[benchmark] block_size must be >= 1, got {self.block_size}")
-        if not _SELECT.fullmatch(self.select_metric):
+        try:
+            registry.parse_key(self.select_metric)
+        except ConfigError as exc:
+            raise ConfigError(f"[benchmark] select_metric: {exc}") from None
+        stored = registry.keys_for(registry.resolve(None), DEFAULT_KS, "full")
+        if self.select_metric not in stored:  # validation runs store the default metrics only
             raise ConfigError(
-                f"[benchmark] select_metric {self.select_metric!r}: expected AUC, RR, R@k, "
-                "P@k or nDCG@k"
+                f"[benchmark] select_metric {self.select_metric!r}: the benchmark selects on "
+                f"the stored validation metrics, one of {', '.join(stored)}"
             )
 
 
@@ -205,6 +215,8 @@ def _table(cls, raw, what: str, where: str, label: str = ""):
 def _dataset(table: DatasetTable, base: Path, where: str) -> DataSpec:
     data_path = _path(table.path, base, where, "[dataset] path")
     split = {"method": table.split, "validation": True, "cutoff": table.cutoff}
+    if table.split == "cold-items":
+        split |= {"cold_fraction": float(table.cold_fraction), "seed": table.split_seed}
     filters = {}
     if table.min_user > 1 or table.min_item > 1:
         filters |= {"min_user": table.min_user, "min_item": table.min_item}

@@ -2,7 +2,7 @@
 
 - ``by_profile_size.png``: one panel per metric: its per-user distribution by profile-size bucket, one
   violin per model (the IUI 2021 tutorial's plot of a metric by user-profile size);
-- ``auc_box.png``: per-user test AUC, one box per model;
+- ``auc_box.png``: per-user test AUC (the first metric of the table), one box per model;
 - ``first_hit_rank.png``: histogram of the rank of each user's first hit (log-spaced bins).
 """
 
@@ -31,7 +31,7 @@ def write_plots(
     tables = {o.name: o.test.per_user for o in ok}
     edges = profile_buckets(next(iter(tables.values()))["profile_size"].to_numpy())
     paths = [_violins(tables, metrics, edges, out / "by_profile_size.png")]
-    paths.append(_auc_box(tables, out / "auc_box.png"))
+    paths.append(_auc_box(tables, metrics[0], out / "auc_box.png"))
     paths.append(_first_hit_hist(tables, out / "first_hit_rank.png"))
     return paths
 
@@ -125,14 +125,15 @@ def _bucket_counts(tables, edges):
     return list(zip(bucket_labels(edges), counts.tolist(), strict=True))
 
 
-def _auc_box(tables: dict[str, pd.DataFrame], path: Path) -> Path:
+def _auc_box(tables: dict[str, pd.DataFrame], metric: str, path: Path) -> Path:
     names = list(tables)
     fig, ax = _figure(max(5.0, 0.9 * len(names) + 2), 4.0)
-    ax.boxplot([tables[n]["AUC"].to_numpy(dtype=np.float64) for n in names], showmeans=True)
+    ax.boxplot([tables[n][metric].to_numpy(dtype=np.float64) for n in names], showmeans=True)
     ax.set_xticks(np.arange(1, len(names) + 1), names, rotation=30, ha="right")
-    ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
-    ax.set_ylabel("AUC per user (test)")
-    ax.set_title("Per-user test AUC")
+    if metric.startswith("AUC"):
+        ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)  # a random scorer's AUC
+    ax.set_ylabel(f"{metric} per user (test)")
+    ax.set_title(f"Per-user test {metric}")
     fig.subplots_adjust(bottom=0.25, top=0.9)
     return _save(fig, path)
 
