@@ -47,7 +47,9 @@ class Typed:
         ]
 
 
-def build(cls: type[T], values: Mapping[str, Any], *, what: str = "option", parse=True) -> T:
+def build(
+    cls: type[T], values: Mapping[str, Any], *, what: str = "option", parse: bool = True
+) -> T:
     """``cls`` from ``values``; ``parse``: ``--set`` strings may spell None, tuples and lists too.
 
     ``what`` names a key in messages: ``option`` for model configs, ``[benchmark] key`` for a TOML table.
