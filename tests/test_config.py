@@ -49,6 +49,11 @@ def test_errors_are_one_line_and_name_the_field(values, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_non_table_is_refused():
+    with pytest.raises(ConfigError, match="expected a table of options, got list"):
+        build(Toy, [("size", 3)])
+
+
 def test_table_wording_and_no_string_parsing():
     with pytest.raises(ConfigError, match=r"unknown \[t\] key 'x'"):
         build(Toy, {"x": 1}, what="[t] key", parse=False)

@@ -54,6 +54,10 @@ def build(
 
     ``what`` names a key in messages: ``option`` for model configs, ``[benchmark] key`` for a TOML table.
     """
+    if not isinstance(values, Mapping):
+        raise ConfigError(
+            f"expected a table of {what}s, got {type(values).__name__} {values!r:.80}"
+        )
     hints = typing.get_type_hints(cls)
     if parse:
         values = {k: _from_string(v, hints[k]) if k in hints else v for k, v in values.items()}
