@@ -136,9 +136,11 @@ def _compute(run_dir, split, modes, n_negatives, run, dist, paths, kwargs) -> di
         run = load_run(run_dir)
     if isinstance(kwargs.get("item_features"), str | Path):  # a feature store, for diversity@k
         kwargs = kwargs | {"item_features": item_feature_rows(kwargs["item_features"], run.dataset)}
+    # profile-based models score each user from the split's history (Dataset.history)
+    scorer = run.model.scorer(run.dataset, split)
     if dist is not None and dist.active:  # under torchrun: user shards, merged on every rank
         results = evaluate_sharded_modes(
-            run.model.score,
+            scorer,
             run.dataset,
             split,
             dist,
@@ -148,7 +150,7 @@ def _compute(run_dir, split, modes, n_negatives, run, dist, paths, kwargs) -> di
         )
     else:
         results = evaluate_modes(
-            run.model.score,
+            scorer,
             run.dataset,
             split=split,
             modes=modes,
