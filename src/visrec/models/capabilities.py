@@ -31,6 +31,7 @@ import torch
 
 from visrec.data.dataset import Dataset
 from visrec.distributed import DistContext
+from visrec.errors import ConfigError
 
 FeatureKind = Literal["pooled", "spatial", "pixels"]
 
@@ -117,6 +118,11 @@ class ScoresNewItems(ABC):
     @abstractmethod
     def _check_content(self, content) -> torch.Tensor:
         """``content`` as a tensor of the expected shape, or a :class:`DataError` naming the problem."""
+
+
+class NewItemsUnsupported(ConfigError):
+    """A model without :class:`ScoresNewItems` was asked to score new items (cold-item modes, serving
+    new items): callers report it as unable (n/a), never with a number."""
 
 
 def scores_new_items(model) -> bool:
