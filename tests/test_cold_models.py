@@ -49,7 +49,7 @@ def test_bpr_scores_every_cold_item_zero_and_is_reported_unable(cold):
         pass
 
     run = Run()
-    run.model = model
+    run.model, run.dataset = model, cold
     with pytest.raises(NewItemsUnsupported, match="bpr cannot score new items"):
         check_scores_new_items(run, ("full", "cold"))
     check_scores_new_items(run, ("full",))  # warm modes are fine
