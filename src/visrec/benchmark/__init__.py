@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from visrec.benchmark.config import BenchmarkConfig, ModelSpec, load_config
-from visrec.benchmark.runner import Echo, ModelOutcome, run_benchmark
+from visrec._lazy import lazy_exports
 
-__all__ = [
-    "BenchmarkConfig",
-    "ModelOutcome",
-    "ModelSpec",
-    "load_config",
-    "run_benchmark",
-    "run_suite",
-]
+if TYPE_CHECKING:
+    from visrec.benchmark.runner import Echo
+
+_EXPORTS = {
+    "BenchmarkConfig": "visrec.benchmark.config",
+    "ModelSpec": "visrec.benchmark.config",
+    "load_config": "visrec.benchmark.config",
+    "ModelOutcome": "visrec.benchmark.runner",
+    "run_benchmark": "visrec.benchmark.runner",
+}
+__all__ = sorted([*_EXPORTS, "run_suite"])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,9 @@ def run_suite(
     Returns the results.json content. Raises :class:`visrec.errors.VisrecError` only if every model
     failed (each failure is otherwise recorded in the tables).
     """
+    from visrec.benchmark.config import load_config
     from visrec.benchmark.report import METRICS, summarise, write_reports
+    from visrec.benchmark.runner import run_benchmark
     from visrec.errors import VisrecError
 
     config = load_config(config_path)

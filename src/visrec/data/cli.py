@@ -7,9 +7,7 @@ from pathlib import Path
 
 import click
 
-from visrec.data.demo import DemoSpec, generate_demo
-from visrec.data.loaders import open_dataset
-from visrec.data.stats import format_stats, interaction_stats
+from visrec.data.demo_spec import DemoSpec
 
 
 @click.group("data")
@@ -34,6 +32,8 @@ def demo_cmd(
     out_dir: Path, n_users: int, n_items: int, image_size: int, seed: int, force: bool
 ) -> None:
     """Write the synthetic demo dataset (images + interactions + truth.json) to OUT_DIR."""
+    from visrec.data.demo import generate_demo
+
     spec = DemoSpec(n_users=n_users, n_items=n_items, image_size=image_size, seed=seed)
     generate_demo(out_dir, spec, force=force)
     click.echo(f"demo dataset written to {out_dir} ({n_users} users, {n_items} items, seed {seed})")
@@ -44,6 +44,9 @@ def demo_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def stats_cmd(path: Path, as_json: bool) -> None:
     """Users, items, interactions, density and activity quantiles of a dataset or CSV."""
+    from visrec.data.loaders import open_dataset
+    from visrec.data.stats import format_stats, interaction_stats
+
     source = open_dataset(path)
     n_catalogue = len(set(source.catalogue_ids()) | set(source.interactions.frame["item_id"]))
     stats = interaction_stats(source.interactions.frame, n_items=n_catalogue)

@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from visrec.choices import SPLIT_METHODS
 from visrec.errors import ConfigError, DataError
 
-METHODS = ("leave-last-out", "given", "temporal")
+METHODS = SPLIT_METHODS
 
 
 @dataclass(frozen=True)

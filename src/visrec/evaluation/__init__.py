@@ -4,25 +4,19 @@
 code uses (it cannot read test targets). See docs/evaluation.md.
 """
 
-from visrec.evaluation.engine import (
-    MODES,
-    evaluate,
-    evaluate_modes,
-    matrix_scorer,
-    validation_score,
-)
-from visrec.evaluation.metrics import DEFAULT_KS, METRIC_KEYS, metric_names
-from visrec.evaluation.results import EvalResult, metric_key
+from visrec._lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_KS",
-    "METRIC_KEYS",
-    "MODES",
-    "EvalResult",
-    "evaluate",
-    "evaluate_modes",
-    "matrix_scorer",
-    "metric_key",
-    "metric_names",
-    "validation_score",
-]
+_EXPORTS = {
+    "MODES": "visrec.evaluation.engine",
+    "evaluate": "visrec.evaluation.engine",
+    "evaluate_modes": "visrec.evaluation.engine",
+    "matrix_scorer": "visrec.evaluation.engine",
+    "validation_score": "visrec.evaluation.engine",
+    "DEFAULT_KS": "visrec.evaluation.metrics",
+    "METRIC_KEYS": "visrec.evaluation.metrics",
+    "metric_names": "visrec.evaluation.metrics",
+    "EvalResult": "visrec.evaluation.results",
+    "metric_key": "visrec.evaluation.results",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from visrec.evaluation.engine import MODES, SPLITS
-from visrec.evaluation.runs import eval_paths, evaluate_run_modes
+from visrec.choices import EVAL_MODES as MODES
+from visrec.choices import EVAL_SPLITS as SPLITS
 
 
 @click.command("evaluate")
@@ -41,6 +41,7 @@ from visrec.evaluation.runs import eval_paths, evaluate_run_modes
 def evaluate_cmd(run_dir, split, modes, negatives, block_size, seed, force):
     """Evaluate the run in RUN_DIR; write RUN_DIR/eval/<split>-<mode>.json (means) and .csv (per user)."""
     from visrec.distributed import init_from_env, shutdown
+    from visrec.evaluation.runs import eval_paths, evaluate_run_modes
 
     ctx = init_from_env()  # under torchrun: users split across ranks, rank 0 writes
     results = evaluate_run_modes(

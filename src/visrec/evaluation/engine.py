@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
+from visrec.choices import EVAL_MODES, EVAL_SPLITS
 from visrec.data import Dataset
 from visrec.errors import ConfigError, VisrecError
 from visrec.evaluation import candidates as cand
@@ -40,8 +41,8 @@ from visrec.evaluation.results import EvalResult, build_table, means_of, metric_
 log = logging.getLogger(__name__)
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
-MODES = ("full", "sampled", "tutorial")
-SPLITS = ("test", "validation")
+MODES = EVAL_MODES
+SPLITS = EVAL_SPLITS
 AUTO_BLOCK_SCORES = 1 << 24
 """Default block: users whose score rows hold about 16.8M scores together (128 MB in float64)."""
 

@@ -172,6 +172,8 @@ def _typed(table: pd.DataFrame) -> pd.DataFrame:
 def build_table(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """The per-user table sorted by user index."""
     table = pd.DataFrame(columns, copy=False)
-    if np.all(np.diff(np.asarray(columns["user_idx"])) > 0):  # the engine's own order: nothing to do
+    if np.all(
+        np.diff(np.asarray(columns["user_idx"])) > 0
+    ):  # the engine's own order: nothing to do
         return table
     return table.sort_values("user_idx", kind="stable").reset_index(drop=True)

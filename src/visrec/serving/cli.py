@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from visrec.errors import ConfigError, DataError
-from visrec.serving.topk import recommend_profile, recommend_users, similar_items
 
 
 def _image_paths(run) -> dict:
@@ -57,6 +56,7 @@ def recommend_cmd(run_dir, user_id, item_ids, k, include_consumed, as_json, inde
     if (user_id is None) == (item_ids is None):
         raise click.UsageError("give exactly one of --user ID or --items ID,ID,...")
     from visrec.serving.index import build_index
+    from visrec.serving.topk import recommend_profile, recommend_users
 
     run = load_run(run_dir)
     model = run.model
@@ -92,6 +92,7 @@ def recommend_cmd(run_dir, user_id, item_ids, k, include_consumed, as_json, inde
 def similar_cmd(store_path, item_id, k, as_json):
     """The k items whose features are most cosine-similar to --item (VisRank-style)."""
     from visrec.features import FeatureStore
+    from visrec.serving.topk import similar_items
 
     store = FeatureStore.open(store_path)
     rec = similar_items(store.array, store.vocab.index(item_id), k)

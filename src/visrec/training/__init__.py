@@ -1,6 +1,14 @@
 """Training: losses and the one Trainer every gradient model uses."""
 
-from visrec.training.losses import bce_loss, bpr_loss, warp_loss
-from visrec.training.trainer import DistContext, Trainer, TrainingError
+from visrec._lazy import lazy_exports
 
-__all__ = ["DistContext", "Trainer", "TrainingError", "bce_loss", "bpr_loss", "warp_loss"]
+_EXPORTS = {
+    "bce_loss": "visrec.training.losses",
+    "bpr_loss": "visrec.training.losses",
+    "warp_loss": "visrec.training.losses",
+    "DistContext": "visrec.training.trainer",
+    "Trainer": "visrec.training.trainer",
+    "TrainingError": "visrec.training.trainer",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

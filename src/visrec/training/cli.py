@@ -7,10 +7,8 @@ from pathlib import Path
 
 import click
 
-from visrec.data.split import METHODS
+from visrec.choices import SPLIT_METHODS as METHODS
 from visrec.errors import ConfigError
-from visrec.models import registry
-from visrec.training.run import DataSpec, train_run
 
 
 def parse_sets(values: tuple[str, ...]) -> dict:
@@ -74,6 +72,8 @@ def make_data_spec(data_path, split_method, cutoff, no_validation, min_user, min
         filters |= {"min_user": min_user, "min_item": min_item}
     if min_rating is not None:
         filters["min_rating"] = min_rating
+    from visrec.training.run import DataSpec
+
     split = {"method": split_method, "validation": not no_validation, "cutoff": cutoff}
     return DataSpec(str(Path(data_path).resolve()), split, filters)
 
@@ -116,6 +116,7 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
     data = make_data_spec(**data_kw)
     source = images or features
     from visrec.distributed import barrier, init_from_env, shutdown
+    from visrec.training.run import train_run
 
     ctx = init_from_env()
     model = train_run(
@@ -147,6 +148,8 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
 @click.argument("name", required=False)
 def models_cmd(name: str | None) -> None:
     """List the registered models, or show one model's options."""
+    from visrec.models import registry
+
     names = [name] if name else registry.names()
     for model_name in names:
         cls = registry.get(model_name)

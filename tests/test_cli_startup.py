@@ -1,0 +1,64 @@
+"""`visrec --help` and every subcommand's `--help` answer without importing torch or pandas."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from visrec.cli import COMMANDS
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+HEAVY = ("torch", "pandas", "scipy", "PIL", "fastapi", "matplotlib")
+PROBE = """
+import json, runpy, sys
+sys.argv = ["visrec", *json.loads(sys.argv[1])]
+try:
+    runpy.run_module("visrec", run_name="__main__")
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def heavy_modules_after(args: list[str]) -> list[str]:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    probe = PROBE.format(heavy=repr(HEAVY))
+    done = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert "Usage: visrec" in done.stdout, done.stderr
+    return json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_top_level_help_imports_no_heavy_module():
+    assert heavy_modules_after(["--help"]) == []
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_subcommand_help_imports_no_heavy_module(command):
+    assert heavy_modules_after([command, "--help"]) == []
+
+
+def test_data_subcommand_help_imports_no_heavy_module():
+    for sub in ("demo", "stats", "fetch", "check"):
+        assert heavy_modules_after(["data", sub, "--help"]) == []
+
+
+def test_lazy_package_exports_still_resolve():
+    import visrec.data
+    import visrec.evaluation
+
+    assert visrec.data.Dataset.__name__ == "Dataset"
+    assert "open_dataset" in dir(visrec.data)
+    assert visrec.evaluation.MODES == ("full", "sampled", "tutorial")
+    with pytest.raises(AttributeError):
+        _ = visrec.data.no_such_name
