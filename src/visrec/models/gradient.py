@@ -73,6 +73,7 @@ class GradientRecommender(Recommender):
         resume: bool = False,
         dist=None,
         on_batch=None,
+        on_epoch=None,
     ) -> None:
         from visrec.training.trainer import Trainer
 
@@ -84,7 +85,13 @@ class GradientRecommender(Recommender):
         self._attach(self.module, dataset, features)
         self.module.to(self.device)
         self.history = Trainer(
-            self, dataset, run_dir=run_dir, resume=resume, dist=dist, on_batch=on_batch
+            self,
+            dataset,
+            run_dir=run_dir,
+            resume=resume,
+            dist=dist,
+            on_batch=on_batch,
+            on_epoch=on_epoch,
         ).fit()
         self.module.eval()
 

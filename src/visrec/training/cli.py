@@ -117,6 +117,7 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
     source = images or features
     from visrec.distributed import barrier, init_from_env, shutdown
     from visrec.training.run import train_run
+    from visrec.training.trainer import format_epoch
 
     ctx = init_from_env()
     model = train_run(
@@ -128,6 +129,7 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
         resume=resume,
         force=force,
         dist=ctx,
+        on_epoch=lambda row, epochs: click.echo(format_epoch(row, epochs)),
     )
     barrier(ctx)
     shutdown(ctx)

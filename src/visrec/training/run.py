@@ -19,6 +19,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 from visrec import __version__
@@ -98,11 +99,13 @@ def train_run(
     resume: bool = False,
     force: bool = False,
     dist=None,
+    on_epoch: Callable[[dict, int], None] | None = None,
 ) -> Recommender:
     """Train ``model_name`` on ``data`` into the run directory ``out`` (see module docstring).
 
     ``dist`` (a DistContext, from :func:`visrec.distributed.init_from_env` under torchrun): every rank
-    trains its DDP replica on its own share of triplets; rank 0 alone writes files.
+    trains its DDP replica on its own share of triplets; rank 0 alone writes files. ``on_epoch``
+    (gradient models, rank 0) receives each epoch's log row (as written to train_log.jsonl) and the maximum epochs.
     """
     out = Path(out)
     cls = get(model_name)
@@ -150,6 +153,8 @@ def train_run(
             model.to(local_device())
         options["dist"] = dist
         meta["world_size"] = dist.world_size
+    if on_epoch is not None and hasattr(model, "module"):
+        options["on_epoch"] = on_epoch
     model.fit(dataset, feats, **options)
     if main:
         model.save(work / "model")
