@@ -18,8 +18,8 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec import __version__
