@@ -17,8 +17,10 @@ class DemoSpec:
     median_activity: float = 16.0
     """Median number of interactions per user (log-normal, sigma 0.8)."""
     image_size: int = 128
-    palette_weight: float = 2.5
-    shape_weight: float = 2.0
+    palette_weight: float = 4.0
+    shape_weight: float = 3.0
+    popularity_weight: float = 0.7
+    """Weight of log(popularity) in the users' choice (lower: taste matters more than popularity)."""
     basket_prob: float = 0.2
     """Probability that an interaction shares its predecessor's timestamp (multi-item baskets)."""
     seed: int = 7
