@@ -279,3 +279,33 @@ def test_reuse_check_compares_settings_as_stored_in_json(demo_dir, tmp_path):
     write_json(run_dir / "run.json", meta)
     with pytest.raises(Exception, match="n_clusters=7"):
         _check_same_settings(spec, GridPoint(run_dir, {}), config)
+
+
+def test_report_labels_cold_results_from_the_registry():
+    from visrec.benchmark.report import report_metrics, to_markdown
+
+    keys = report_metrics("cold")
+    assert keys[0] == "AUC[cold]" and "nDCG@100[cold]" in keys
+    assert report_metrics() == METRICS
+    rng = np.random.default_rng(1)
+    outcomes = []
+    for name in ("a", "b"):
+        o = fake_outcome(name, rng.random(30), rng.integers(1, 9, 30))
+        o.test.mode = "cold"
+        o.test.per_user = o.test.per_user.rename(columns={m: f"{m}[cold]" for m in METRICS})
+        o.test.means = {f"{m}[cold]": v for m, v in o.test.means.items()}
+        outcomes.append(o)
+    config = type("C", (), {"alpha": 0.05, "n_boot": 50, "seed": 0, "select_metric": "AUC",
+                            "path": "x.toml"})()  # fmt: skip
+    summary = summarise(outcomes, config, "fake")
+    assert summary["mode"] == "cold" and summary["metrics"] == list(keys)
+    text = to_markdown(summary, [], __import__("pathlib").Path("."))
+    assert "| AUC[cold] |" in text and "new items ranked among all new items" in text
+
+
+def test_select_metric_must_be_a_stored_validation_metric(demo_dir, features, tmp_path):
+    for metric, message in (("XYZ", "unknown metric"), ("MAP@20", "stored validation metrics")):
+        extra = f'select_metric = "{metric}"'
+        config = write_config(tmp_path, demo_dir, features, '[[models]]\nmodel = "pop"\n', extra)
+        with pytest.raises(ConfigError, match=message):
+            load_config(config)

@@ -99,3 +99,28 @@ def test_threads_option_sets_torch_threads(capsys):
     capsys.readouterr()
     assert main(["--threads", "0", "models"]) == 2
     assert "--threads" in capsys.readouterr().err
+
+
+def test_cold_split_run_and_cold_modes_through_the_cli(demo_dir, tmp_path, capsys):
+    out = tmp_path / "pop-cold"
+    args = ["train", "pop", "--data", str(demo_dir), "-o", str(out), "--split", "cold-items"]
+    assert main([*args, "--cold-fraction", "0.2", "--split-seed", "3"]) == 0
+    recorded = json.loads((out / "run.json").read_text())["data"]["split"]
+    assert recorded["method"] == "cold-items" and recorded["cold_fraction"] == 0.2
+    run = load_run(out)  # the run rebuilds the same cold sets from its record
+    assert len(run.dataset.cold_items("test")) == round(0.2 * run.dataset.n_items)
+    capsys.readouterr()
+    metrics = ["--metric", "AUC", "--metric", "MAP", "--metric", "coverage", "--ks", "5"]
+    assert main(["evaluate", str(out), "--mode", "cold", "--mode", "mixed", *metrics]) == 0
+    cold = json.loads((out / "eval" / "test-cold.json").read_text())
+    assert cold["mode"] == "cold"
+    assert list(cold["means"]) == ["AUC[cold]", "MAP@5[cold]", "coverage@5[cold]"]
+    table = pd.read_csv(out / "eval" / "test-mixed.csv", dtype={"user_id": str})
+    assert {"AUC[mixed]", "MAP@5[mixed]"} <= set(table.columns)
+    assert "coverage@5[mixed]" not in table.columns
+
+
+def test_cold_mode_on_a_warm_run_is_a_clear_error(pop_run, capsys):
+    assert main(["evaluate", str(pop_run), "--mode", "cold"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "cold-item split" in err and "Traceback" not in err

@@ -1,8 +1,8 @@
-"""Names the CLI offers as choices (split methods, evaluation modes, precisions), kept here, free of
+"""Names the CLI offers as choices (split methods, evaluation splits, precisions), kept here, free of
 heavy imports, so that building a command's ``--help`` never imports torch or pandas. The modules that
 implement them import these tuples from here (one source of truth)."""
 
-SPLIT_METHODS = ("leave-last-out", "given", "temporal")
-EVAL_MODES = ("full", "sampled", "tutorial")
+COLD_SPLIT_METHODS = ("cold-items", "cold-items-temporal")
+SPLIT_METHODS = ("leave-last-out", "given", "temporal", *COLD_SPLIT_METHODS)
 EVAL_SPLITS = ("test", "validation")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except (VisrecError, FileNotFoundError, KeyError) as exc:
+    except (VisrecError, OSError, KeyError) as exc:  # OSError: unreadable/unwritable paths
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         click.echo(f"error: {message}", err=True)
         return 2

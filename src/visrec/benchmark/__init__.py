@@ -42,7 +42,7 @@ def run_suite(
     failed (each failure is otherwise recorded in the tables).
     """
     from visrec.benchmark.config import load_config
-    from visrec.benchmark.report import METRICS, summarise, write_reports
+    from visrec.benchmark.report import summarise, write_reports
     from visrec.benchmark.runner import run_benchmark
     from visrec.errors import VisrecError
 
@@ -55,7 +55,7 @@ def run_suite(
     if plots:
         from visrec.benchmark.plots import write_plots
 
-        pngs = write_plots(outcomes, out / "plots", METRICS)
+        pngs = write_plots(outcomes, out / "plots", tuple(summary["metrics"]))
     write_reports(summary, out, pngs)
     summary["plots"] = [str(p) for p in pngs]
     if not any(o.ok for o in outcomes):

@@ -37,13 +37,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec.errors import ConfigError
+from visrec.evaluation import registry
+from visrec.evaluation.metrics import DEFAULT_KS
 from visrec.training.run import DataSpec
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_DATASET_KEYS = {"path", "split", "validation", "cutoff", "min_user", "min_item", "min_rating"}
+_DATASET_KEYS = {
+    "path",
+    "split",
+    "validation",
+    "cutoff",
+    "cold_fraction",
+    "split_seed",
+    "min_user",
+    "min_item",
+    "min_rating",
+}
 _BENCH_KEYS = {"seed", "n_boot", "alpha", "select_metric", "block_size"}
 _MODEL_KEYS = {"name", "model", "features", "config", "grid"}
-_SELECT = re.compile(r"(AUC|RR|(R|P|nDCG)@\d+)")
 
 
 @dataclass(frozen=True)
@@ -129,10 +140,15 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
         raise ConfigError(f"{where}: [benchmark] needs seed >= 0, n_boot >= 1, 0 < alpha < 1")
     if config.block_size is not None and config.block_size < 1:
         raise ConfigError(f"{where}: [benchmark] block_size must be >= 1, got {config.block_size}")
-    if not _SELECT.fullmatch(config.select_metric):
+    try:
+        registry.parse_key(config.select_metric)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: [benchmark] select_metric: {exc}") from None
+    stored = registry.keys_for(registry.resolve(None), DEFAULT_KS, "full")
+    if config.select_metric not in stored:  # validation runs store the default metrics only
         raise ConfigError(
-            f"{where}: [benchmark] select_metric {config.select_metric!r}: expected AUC, RR, R@k, "
-            "P@k or nDCG@k"
+            f"{where}: [benchmark] select_metric {config.select_metric!r}: the benchmark selects on "
+            f"the stored validation metrics, one of {', '.join(stored)}"
         )
     return config
 
@@ -152,6 +168,9 @@ def _dataset(table: dict, base: Path, where: str) -> DataSpec:
         "validation": True,
         "cutoff": _typed(table, "cutoff", int, None, where),
     }
+    if split["method"] == "cold-items":
+        split["cold_fraction"] = float(_typed(table, "cold_fraction", (int, float), 0.1, where))
+        split["seed"] = _typed(table, "split_seed", int, 0, where)
     filters = {}
     min_user = _typed(table, "min_user", int, 1, where)
     min_item = _typed(table, "min_item", int, 1, where)

@@ -20,9 +20,28 @@ import pandas as pd
 from visrec._io import write_json, write_text
 from visrec.benchmark.config import BenchmarkConfig
 from visrec.benchmark.runner import ModelOutcome
+from visrec.evaluation import registry
+from visrec.evaluation.results import metric_key
 from visrec.evaluation.stats import bootstrap_ci, compare_to_best
 
-METRICS = ("AUC", "RR", "R@20", "P@20", "nDCG@20", "R@100", "P@100", "nDCG@100")
+REPORT_KS = (20, 100)
+"""Cut-offs shown in the benchmark tables."""
+
+
+def report_metrics(mode: str = "full", names: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The metric keys of the benchmark table (default metrics at ``REPORT_KS``), from the registry."""
+    keys = registry.keys_for(registry.resolve(names), REPORT_KS, mode.partition("@")[0])
+    return tuple(metric_key(key, mode) for key in keys)
+
+
+METRICS = report_metrics()
+MODE_TEXT = {
+    "full": "full ranking over every item the user has not consumed",
+    "tutorial": "the IUI 2021 tutorial's definitions (last-10 profile window)",
+    "cold": "cold mode: each user's new items ranked among all new items (keys labelled [cold])",
+    "mixed": "mixed mode: new items ranked among all unconsumed items, warm and new (keys labelled "
+    "[mixed])",
+}
 BELOW_MARK = "▼"
 FORMAT = "visrec-benchmark/1"
 
@@ -45,7 +64,9 @@ def aligned_values(outcomes: list[ModelOutcome], metric: str) -> dict[str, np.nd
 
 def summarise(outcomes: list[ModelOutcome], config: BenchmarkConfig, dataset_summary: str) -> dict:
     """The content of results.json: per model its status, choice, means, CIs and tests."""
-    tests = {m: compare_to_best(aligned_values(outcomes, m), alpha=config.alpha) for m in METRICS}
+    mode = next((o.test.mode for o in outcomes if o.ok), "full")
+    metrics = report_metrics(mode)
+    tests = {m: compare_to_best(aligned_values(outcomes, m), alpha=config.alpha) for m in metrics}
     models = []
     for o in outcomes:
         entry = {
@@ -66,25 +87,25 @@ def summarise(outcomes: list[ModelOutcome], config: BenchmarkConfig, dataset_sum
             ],
         }
         if o.ok:
-            entry |= _model_results(o, config, tests)
+            entry |= _model_results(o, config, tests, metrics)
         models.append(entry)
     return {
         "format": FORMAT,
         "config": str(config.path),
         "dataset": dataset_summary,
         "split": "test",
-        "mode": "full",
+        "mode": mode,
         "select_metric": config.select_metric,
         "alpha": config.alpha,
         "n_boot": config.n_boot,
         "seed": config.seed,
-        "metrics": list(METRICS),
+        "metrics": list(metrics),
         "models": models,
     }
 
 
-def _model_results(o: ModelOutcome, config: BenchmarkConfig, tests: dict) -> dict:
-    values = o.test.per_user[list(METRICS)].to_numpy(dtype=np.float64)
+def _model_results(o: ModelOutcome, config: BenchmarkConfig, tests: dict, metrics) -> dict:
+    values = o.test.per_user[list(metrics)].to_numpy(dtype=np.float64)
     ci = bootstrap_ci(values, n_boot=config.n_boot, seed=config.seed)
     out = {
         "run_dir": str(o.chosen.run_dir),
@@ -92,11 +113,11 @@ def _model_results(o: ModelOutcome, config: BenchmarkConfig, tests: dict) -> dic
         "validation": _num(o.chosen.validation),
         "train_seconds": o.chosen.train_seconds,
         "n_users": o.test.n_users,
-        "means": {m: o.test.means[m] for m in METRICS},
-        "ci95": {m: [float(ci[j, 0]), float(ci[j, 1])] for j, m in enumerate(METRICS)},
+        "means": {m: o.test.means[m] for m in metrics},
+        "ci95": {m: [float(ci[j, 0]), float(ci[j, 1])] for j, m in enumerate(metrics)},
         "tests": {},
     }
-    for m in METRICS:
+    for m in metrics:
         c = tests[m].get(o.name)
         if c is None:  # the best model of this metric
             out["tests"][m] = {"best": True}
@@ -161,7 +182,7 @@ def table_markdown(summary: dict) -> str:
         cells = []
         for metric in metrics:
             t = m["tests"][metric]
-            value = _fmt(m["means"][metric])
+            value = _fmt(m["means"][metric], _digits(metric))
             value = f"**{value}**" if t.get("best") else value
             mark = f" {BELOW_MARK}" if t.get("below_best") else ""
             low, high = m["ci95"][metric]
@@ -177,7 +198,8 @@ def to_markdown(summary: dict, plots: list[Path], out: Path) -> str:
         "",
         f"Dataset: {summary['dataset']}. Config: `{summary['config']}`.",
         "",
-        f"Test split, full ranking over every item the user has not consumed; mean over {n_users} test "
+        f"Test split, {MODE_TEXT.get(summary.get('mode', 'full'), summary.get('mode'))}; mean over "
+        f"{n_users} test "
         f"users with a 95% bootstrap confidence interval ({summary['n_boot']} replicates, seed "
         f"{summary['seed']}). **Bold**: best mean. {BELOW_MARK}: significantly below the best "
         f"(Wilcoxon signed-rank on per-user values, Holm-corrected over the models, p < "
@@ -205,6 +227,12 @@ def to_markdown(summary: dict, plots: list[Path], out: Path) -> str:
         parts += ["", "## Plots", ""]
         parts += [f"![{p.stem}]({_rel(p, out)})" for p in plots]
     return "\n".join(parts) + "\n"
+
+
+def _digits(metric: str) -> int:
+    """Decimals of a metric's mean, as its registry entry formats it (``.5f`` -> 5)."""
+    text = registry.format_value(metric, 0.0)
+    return len(text.partition(".")[2])
 
 
 def _fmt(value: float, digits: int = 5) -> str:

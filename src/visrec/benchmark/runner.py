@@ -178,10 +178,11 @@ def _check_same_settings(spec: ModelSpec, point: GridPoint, config: BenchmarkCon
 
 
 def load_run_meta(run_dir: Path) -> dict:
-    from visrec._io import read_json
+    from visrec._io import read_json_object
     from visrec.training.run import RUN_FILE
 
-    return read_json(run_dir / RUN_FILE)
+    fix = "pass --force to retrain it"
+    return read_json_object(run_dir / RUN_FILE, what="run metadata", fix=fix)
 
 
 def _open_run(run_dir: Path, dataset: Dataset) -> Run:

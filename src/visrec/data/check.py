@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from visrec.data.images import scan_images
+from visrec.data.images import ImageReadError, load_rgb, open_image, scan_image_folder
 from visrec.data.interactions import (
     Interactions,
     check_columns,
@@ -284,8 +284,16 @@ def _check_images(
     if not images_dir.is_dir():
         report.add("images", ERROR, f"the image folder {images_dir} does not exist")
         return None
-    images, clashes = scan_images(images_dir)
+    scan = scan_image_folder(images_dir)
+    images, clashes = scan.images, scan.clashes
     report.counts["images"] = len(images)
+    if scan.rejected:
+        report.add(
+            "refused-image-file",
+            ERROR,
+            f"{len(scan.rejected)} image file(s) are not items (link leaving the folder or bad name)",
+            [f"{Path(r['path']).name!r} ({r['reason']})" for r in scan.rejected],
+        )
     if clashes:
         names = {stem: ", ".join(p.name for p in paths) for stem, paths in clashes.items()}
         report.add(
@@ -316,42 +324,21 @@ def _unreadable(images: dict[str, Path], *, decode: bool, workers: int) -> dict[
 def _read_error(path: Path, decode: bool) -> str | None:
     """None when ``path`` is a readable image, else a short reason.
 
-    Headers are checked with PIL's ``verify``; a full decode then uses the feature extractor's own reader
-    (:func:`visrec.features.images.load_rgb`) when it is installed, so "readable" means "extractable".
+    Uses the one image-opening function (:func:`visrec.data.images.open_image`: format allow-list, pixel
+    budget); headers are checked with PIL's ``verify``, and ``decode`` then reads the image as extraction
+    does (:func:`visrec.data.images.load_rgb`), so "readable" means "extractable".
     """
-    from PIL import Image
-
     try:
         if path.stat().st_size == 0:
             return "empty file"
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.verify()
         if decode:
-            return _decode_error(path)
-    except Image.UnidentifiedImageError:
-        return "not a readable image (unknown or corrupt format)"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
-    return None
-
-
-def _decode_error(path: Path) -> str | None:
-    from PIL import Image
-
-    try:
-        from visrec.features.images import load_rgb
-    except ImportError:
-        load_rgb = None
-    if load_rgb is not None:
-        try:
             load_rgb(path)
-            return None
-        except DataError as exc:
-            return str(exc).removeprefix(f"{path}: ")
-        except Exception as exc:  # a reader bug must not stop the check: fall back to plain PIL
-            log.warning("%s: load_rgb failed unexpectedly (%r); decoding with PIL", path, exc)
-    with Image.open(path) as image:
-        image.load()
+    except ImageReadError as exc:
+        return str(exc).removeprefix(f"{path}: ")
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
     return None
 
 

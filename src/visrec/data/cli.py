@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from visrec.choices import SPLIT_METHODS as METHODS
 from visrec.data.demo_spec import DemoSpec
 
 
@@ -42,19 +43,51 @@ def demo_cmd(
 @data_group.command("stats")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def stats_cmd(path: Path, as_json: bool) -> None:
+@click.option(
+    "--split",
+    "split_method",
+    type=click.Choice(METHODS),
+    default=None,
+    help="Also count the parts of this split (cold items, users with cold targets for cold splits).",
+)
+@click.option("--cutoff", type=int, default=None, help="Cut-off of the temporal splits.")
+@click.option("--cold-fraction", type=float, default=0.1, show_default=True)
+@click.option("--split-seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--no-validation", is_flag=True, help="Split without validation targets.")
+def stats_cmd(
+    path: Path,
+    as_json: bool,
+    split_method: str | None,
+    cutoff: int | None,
+    cold_fraction: float,
+    split_seed: int,
+    no_validation: bool,
+) -> None:
     """Users, items, interactions, density and activity quantiles of a dataset or CSV."""
     from visrec.data.loaders import open_dataset
-    from visrec.data.stats import format_stats, interaction_stats
+    from visrec.data.split import SplitSpec
+    from visrec.data.stats import format_split_stats, format_stats, interaction_stats, split_stats
 
     source = open_dataset(path)
-    n_catalogue = len(set(source.catalogue_ids()) | set(source.interactions.frame["item_id"]))
-    stats = interaction_stats(source.interactions.frame, n_items=n_catalogue)
+    frame = source.interactions.frame
+    n_catalogue = len(set(source.catalogue_ids()) | set(frame["item_id"]))
+    stats = interaction_stats(frame, n_items=n_catalogue)
     stats["duplicates_dropped"] = source.interactions.n_duplicates_dropped
+    if split_method is not None:
+        spec = SplitSpec(
+            split_method,
+            validation=not no_validation,
+            cutoff=cutoff,
+            cold_fraction=cold_fraction,
+            seed=split_seed,
+        )
+        stats["split"] = split_stats(frame, spec)
     if as_json:
         click.echo(json.dumps(stats, indent=2))
     else:
         click.echo(format_stats(stats, source.name))
+        if "split" in stats:
+            click.echo("\n" + format_split_stats(stats["split"]))
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:

@@ -58,6 +58,8 @@ class Dataset:
     group_names: tuple[str, ...] = ()
     name: str = "dataset"
     n_cold_test_rows_dropped: int = 0
+    cold_test_items: np.ndarray | None = None
+    cold_validation_items: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -90,16 +92,31 @@ class Dataset:
             return self.validation
         raise ValueError(f"split must be 'test' or 'validation', not {split!r}")
 
+    def cold_items(self, split: str) -> np.ndarray:
+        """Sorted indices of the new (cold) items whose interactions are ``split``'s targets.
+
+        Only cold-item splits (``SplitSpec.is_cold``) have them; empty for the other splits. No cold item
+        has a train interaction."""
+        self.targets(split)  # checks the name
+        found = self.cold_test_items if split == "test" else self.cold_validation_items
+        return np.zeros(0, dtype=np.int64) if found is None else found
+
     def item_popularity(self) -> np.ndarray:
         """Train interaction count per item (float64)."""
         return np.asarray(self.train.sum(axis=0)).ravel().astype(np.float64)
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.name}: {self.n_users} users, {self.n_items} items, {self.n_train} train, "
             f"{self.validation.nnz} validation, {self.test.nnz} test interactions "
             f"({int((np.diff(self.test.indptr) > 0).sum())} test users)"
         )
+        if self.split.is_cold:
+            text += (
+                f"; {len(self.cold_items('test'))} test and "
+                f"{len(self.cold_items('validation'))} validation cold items"
+            )
+        return text
 
     @classmethod
     def build(
@@ -152,6 +169,10 @@ class Dataset:
             groups[pos[known]] = [codes[g] for g in series.to_numpy()[known]]
             _readonly(groups)
 
+        cold = {
+            name: _readonly(np.sort(items.indices(ids)).astype(np.int64))
+            for name, ids in parts.cold_items.items()
+        }
         return cls(
             users=users,
             items=items,
@@ -166,4 +187,6 @@ class Dataset:
             group_names=group_names,
             name=name,
             n_cold_test_rows_dropped=parts.n_cold_test_rows_dropped,
+            cold_test_items=cold.get("test"),
+            cold_validation_items=cold.get("validation"),
         )

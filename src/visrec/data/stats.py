@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from visrec.data.split import SplitSpec, split_interactions
+
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 
 
@@ -56,4 +58,39 @@ def format_stats(stats: dict, name: str = "") -> str:
     for entity in ("per_user", "per_item"):
         label = entity.replace("per_", "")
         lines.append(f"{label:<10}" + "".join(f"{v:>8.1f}" for v in stats[entity].values()))
+    return "\n".join(lines)
+
+
+def split_stats(frame: pd.DataFrame, spec: SplitSpec) -> dict:
+    """Rows per part of a split; for cold-item splits also the cold items and the users with cold
+    targets (per held-out part)."""
+    parts = split_interactions(frame, spec)
+    out = {
+        "method": spec.method,
+        "train_rows": len(parts.train),
+        "validation_rows": len(parts.validation),
+        "test_rows": len(parts.test),
+        "heldout_rows_dropped": parts.n_cold_test_rows_dropped,
+    }
+    if spec.is_cold:
+        for name, rows in (("test", parts.test), ("validation", parts.validation)):
+            out[f"cold_{name}_items"] = len(parts.cold_items[name])
+            out[f"users_with_cold_{name}_targets"] = int(rows["user_id"].nunique())
+    return out
+
+
+def format_split_stats(stats: dict) -> str:
+    lines = [
+        f"split          {stats['method']}",
+        f"train rows     {stats['train_rows']:,}",
+        f"validation     {stats['validation_rows']:,} rows",
+        f"test           {stats['test_rows']:,} rows",
+        f"dropped        {stats['heldout_rows_dropped']:,} held-out rows of users without train rows",
+    ]
+    for name in ("test", "validation"):
+        if f"cold_{name}_items" in stats:
+            lines.append(
+                f"{'cold ' + name:<14} {stats[f'cold_{name}_items']:,} items, "
+                f"{stats[f'users_with_cold_{name}_targets']:,} users with cold targets"
+            )
     return "\n".join(lines)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from visrec.choices import EVAL_MODES as MODES
 from visrec.choices import EVAL_SPLITS as SPLITS
+from visrec.evaluation.registry import DEFAULT_METRICS, MODES, REGISTRY
 
 
 @click.command("evaluate")
@@ -20,8 +20,27 @@ from visrec.choices import EVAL_SPLITS as SPLITS
     multiple=True,
     default=("full",),
     show_default=True,
-    help="full ranking, sampled negatives (labelled), or the IUI 2021 tutorial's definitions; "
+    help="full ranking, sampled negatives (labelled), the IUI 2021 tutorial's definitions, or on a "
+    "cold-item split cold (new items among new items) and mixed (among all unconsumed items); "
     "repeat to compute several modes from one scoring pass.",
+)
+@click.option(
+    "--metric",
+    "metric_names",
+    type=click.Choice(list(REGISTRY)),
+    multiple=True,
+    help=f"Metrics to compute (repeat); default {', '.join(DEFAULT_METRICS)}.",
+)
+@click.option(
+    "--ks",
+    default=None,
+    help="Comma-separated cut-offs of the metrics with k (default 20,100,200).",
+)
+@click.option(
+    "--item-features",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Feature store whose item vectors the diversity metric compares.",
 )
 @click.option(
     "--negatives",
@@ -38,11 +57,25 @@ from visrec.choices import EVAL_SPLITS as SPLITS
 )
 @click.option("--seed", type=click.IntRange(0), default=0, help="Seed of the sampled negatives.")
 @click.option("--force", is_flag=True, help="Replace an earlier evaluation of the same kind.")
-def evaluate_cmd(run_dir, split, modes, negatives, block_size, seed, force):
+def evaluate_cmd(
+    run_dir, split, modes, metric_names, ks, item_features, negatives, block_size, seed, force
+):
     """Evaluate the run in RUN_DIR; write RUN_DIR/eval/<split>-<mode>.json (means) and .csv (per user)."""
     from visrec.distributed import init_from_env, shutdown
     from visrec.evaluation.runs import eval_paths, evaluate_run_modes
 
+    options = {}
+    if metric_names:
+        options["metrics"] = metric_names
+    if ks is not None:
+        try:
+            options["ks"] = tuple(int(k) for k in ks.split(","))
+        except ValueError:
+            raise click.BadParameter(
+                f"{ks!r}: expected integers like 20,100", param_hint="--ks"
+            ) from None
+    if item_features is not None:
+        options["item_features"] = str(item_features)
     ctx = init_from_env()  # under torchrun: users split across ranks, rank 0 writes
     results = evaluate_run_modes(
         run_dir,
@@ -53,6 +86,7 @@ def evaluate_cmd(run_dir, split, modes, negatives, block_size, seed, force):
         existing="overwrite" if force else "refuse",
         block_size=block_size,
         seed=seed,
+        **options,
     )
     shutdown(ctx)
     if not ctx.is_main:

@@ -1,12 +1,20 @@
-"""Entry points: :func:`evaluate` (any split, explicit) and :func:`validation_score` (training code).
+"""Entry points: :func:`evaluate_modes` / :func:`evaluate` (any split, explicit) and
+:func:`validation_score` (training code); every setting travels in one :class:`EvalSettings`.
 
-Three modes (docs/evaluation.md has the definitions side by side and a worked example):
+Five modes (docs/evaluation.md has the definitions side by side and a worked example):
 
 - ``full``: rank every item the user has not consumed (DESIGN.md "Evaluation protocol");
 - ``sampled``: rank the truth items among ``n_negatives`` random unconsumed items per user (as the DVBPR
   paper, Kang et al., ICDM 2017); every key is labelled ``[sampled@N]``;
 - ``tutorial``: the IUI 2021 VisRec notebooks' definitions (last-10 profile window, inventory-normalised AUC,
-  hits-normalised nDCG), to set numbers beside the published table.
+  hits-normalised nDCG), to set numbers beside the published table;
+- ``cold`` (cold-item splits only): rank each user's new items among all new items of the split, every
+  candidate unseen in training (the one-of-a-kind protocol of CuratorNet, Messina et al. 2020); keys are
+  labelled ``[cold]``;
+- ``mixed`` (cold-item splits only): rank them among all unconsumed items, warm and new together (the
+  candidates of ``full``); keys are labelled ``[mixed]``.
+
+Which metrics are computed, and in which modes, is data (:mod:`visrec.evaluation.registry`).
 
 Users are scored in blocks of ``block_size`` with one scorer call each (by default as many users as make
 about ``AUTO_BLOCK_SCORES`` scores); ranks are exact integer counts, so every per-user value is identical for
@@ -16,17 +24,17 @@ any block size and on CPU or CUDA.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from visrec.choices import EVAL_MODES, EVAL_SPLITS
 from visrec.data import Dataset
-from visrec.errors import ConfigError, VisrecError
+from visrec.errors import ConfigError
 from visrec.evaluation import candidates as cand
-from visrec.evaluation import metrics
+from visrec.evaluation import lists as lst
+from visrec.evaluation import registry as reg
 from visrec.evaluation.ranking import (
     BlockRanks,
     fused_counts,
@@ -37,24 +45,35 @@ from visrec.evaluation.ranking import (
     row_counts,
 )
 from visrec.evaluation.results import EvalResult, build_table, means_of, metric_key
+from visrec.evaluation.scoring import Scorer, check_finite, matrix_scorer, score_block
+from visrec.evaluation.settings import (
+    AUTO_BLOCK_SCORES,
+    COLD_MODES,
+    MODES,
+    SPLITS,
+    EvalSettings,
+    auto_block_size,
+    check_request,
+    mode_tuple,
+    settings_of,
+)
 
 log = logging.getLogger(__name__)
 
-Scorer = Callable[[torch.Tensor], torch.Tensor]
-MODES = EVAL_MODES
-SPLITS = EVAL_SPLITS
-AUTO_BLOCK_SCORES = 1 << 24
-"""Default block: users whose score rows hold about 16.8M scores together (128 MB in float64)."""
-
-
-def mode_tuple(modes: str | Iterable[str]) -> tuple[str, ...]:
-    """Distinct mode names in their given order (a single name is one mode)."""
-    return tuple(dict.fromkeys([modes] if isinstance(modes, str) else modes))
-
-
-def auto_block_size(n_items: int) -> int:
-    """The default number of users scored at once for a catalogue of ``n_items``."""
-    return max(1, AUTO_BLOCK_SCORES // max(1, n_items))
+__all__ = [
+    "AUTO_BLOCK_SCORES",
+    "COLD_MODES",
+    "MODES",
+    "SPLITS",
+    "EvalSettings",
+    "Scorer",
+    "auto_block_size",
+    "evaluate",
+    "evaluate_modes",
+    "matrix_scorer",
+    "mode_tuple",
+    "validation_score",
+]
 
 
 def evaluate(
@@ -63,36 +82,14 @@ def evaluate(
     *,
     split: str,
     mode: str = "full",
-    ks: Iterable[int] = metrics.DEFAULT_KS,
-    block_size: int | None = None,
-    n_negatives: int = 100,
-    seed: int = 0,
-    device: str | torch.device | None = None,
+    settings: EvalSettings | None = None,
     users: np.ndarray | None = None,
-    profile_window: int = 10,
+    **options,
 ) -> EvalResult:
-    """Evaluate ``scorer`` on the ``split`` targets of ``dataset``.
-
-    ``scorer(user_idx)`` takes a CPU ``LongTensor`` of user indices ``(B,)`` and returns scores
-    ``(B, n_items)``, higher is better; NaN scores raise :class:`VisrecError`, ``-inf`` is a valid lowest
-    score. ``split`` ('test' or 'validation') has no default on purpose. ``users`` restricts evaluation to
-    those user indices (e.g. one rank's shard); users without targets in the split are not counted.
-    ``device`` is where ranks are computed (default: wherever the scorer's output lives). ``block_size``
-    users are scored per scorer call (default :func:`auto_block_size`); it bounds memory and never
-    changes a result.
-    """
+    """Evaluate ``scorer`` on the ``split`` targets of ``dataset`` in one mode (see
+    :func:`evaluate_modes`, of which it is the one-mode case)."""
     return evaluate_modes(
-        scorer,
-        dataset,
-        split=split,
-        modes=(mode,),
-        ks=ks,
-        block_size=block_size,
-        n_negatives=n_negatives,
-        seed=seed,
-        device=device,
-        users=users,
-        profile_window=profile_window,
+        scorer, dataset, split=split, modes=(mode,), settings=settings, users=users, **options
     )[mode]
 
 
@@ -101,58 +98,92 @@ def evaluate_modes(
     dataset: Dataset,
     *,
     split: str,
-    modes: Iterable[str],
-    ks: Iterable[int] = metrics.DEFAULT_KS,
-    block_size: int | None = None,
-    n_negatives: int = 100,
-    seed: int = 0,
-    device: str | torch.device | None = None,
+    modes: str | Iterable[str] = ("full",),
+    settings: EvalSettings | None = None,
     users: np.ndarray | None = None,
-    profile_window: int = 10,
+    **options,
 ) -> dict[str, EvalResult]:
-    """Several modes of :func:`evaluate` from one scoring pass: ``{mode: EvalResult}``.
+    """Evaluate ``scorer`` on the ``split`` targets of ``dataset`` in each mode: ``{mode: EvalResult}``.
 
-    Each block of users is scored once; ``full`` and ``tutorial`` also share the pass that counts the
-    scores above and equal to each truth item. Every result is identical to a separate :func:`evaluate`.
+    ``scorer(user_idx)`` takes a CPU ``LongTensor`` of user indices ``(B,)`` and returns scores
+    ``(B, n_items)``, higher is better; NaN scores raise :class:`VisrecError`, ``-inf`` is a valid lowest
+    score. ``split`` ('test' or 'validation') has no default on purpose. ``users`` restricts evaluation to
+    those user indices (e.g. one rank's shard); users without targets in the split are not counted.
+    ``settings`` (an :class:`EvalSettings`) holds everything else; keyword ``options`` (``ks=``,
+    ``block_size=``, ...) override single settings. Each block of users is scored once for all modes;
+    ``full``, ``mixed`` and ``tutorial`` also share the pass that counts the scores above and equal to each
+    truth item. Every result is identical to a separate one-mode evaluation.
     """
-    modes = mode_tuple(modes)
-    ks = _check_args(split, modes, ks, block_size, n_negatives, seed, profile_window)
-    targets = dataset.targets(split)
-    history = cand.build_history(dataset, split)
-    users = _users_to_evaluate(dataset, targets, users)
-    block_size = block_size or auto_block_size(dataset.n_items)
-    columns: dict[str, dict[str, list[np.ndarray]]] = {mode: {} for mode in modes}
-    skipped: dict[str, list[np.ndarray]] = {mode: [] for mode in modes}
-    for start in range(0, len(users), block_size):
-        block = users[start : start + block_size]
-        scores = _score(scorer, block, dataset, device)
-        ranked = _rank_modes(
-            modes, scores, block, dataset, targets, history, n_negatives, seed, profile_window
-        )
+    settings = settings_of(settings, options)
+    run = _Pass.build(dataset, split, mode_tuple(modes), settings, users)
+    for start in range(0, len(run.users), run.block_size):
+        block = run.users[start : start + run.block_size]
+        scores = score_block(scorer, block, dataset, settings.device)
+        ranked = _rank_modes(run, scores, block)
+        lists = _top_lists(run, scores, block)
         for mode, ranks in ranked.items():
             ok = _has_negatives(ranks, mode, dataset.n_items)
-            skipped[mode].append(block[~ok])
-            _collect(columns[mode], block[ok], ranks, ok, history, mode, dataset.n_items, ks)
-    return {
-        mode: _result(
-            columns[mode],
-            skipped[mode],
-            dataset,
-            split,
-            mode,
-            ks,
-            n_negatives,
-            seed,
-            profile_window,
+            run.skipped[mode].append(block[~ok])
+            _collect(run, mode, block[ok], ranks, ok, lists.get(mode))
+    return {mode: _result(run, mode) for mode in run.modes}
+
+
+@dataclass(eq=False)
+class _Pass:
+    """One evaluation in progress: its inputs, settings and the per-mode columns collected so far."""
+
+    dataset: Dataset
+    split: str
+    modes: tuple[str, ...]
+    settings: EvalSettings
+    metrics: tuple[reg.Metric, ...]
+    targets: object
+    history: cand.History
+    users: np.ndarray
+    block_size: int
+    cold: np.ndarray | None
+    items: lst.ItemInfo | None
+    list_k: int
+    columns: dict[str, dict[str, list[np.ndarray]]]
+    skipped: dict[str, list[np.ndarray]]
+
+    @classmethod
+    def build(cls, dataset, split, modes, settings: EvalSettings, users) -> _Pass:
+        check_request(dataset, split, modes, settings)
+        chosen = reg.resolve(settings.metrics)
+        targets = dataset.targets(split)
+        list_k = max(settings.ks) if any(m.needs_lists for m in chosen) else 0
+        items = None
+        if list_k and any(mode in reg.LIST_MODES for mode in modes):
+            items = lst.ItemInfo.build(dataset.item_popularity(), settings.item_features)
+        return cls(
+            dataset=dataset,
+            split=split,
+            modes=modes,
+            settings=settings,
+            metrics=chosen,
+            targets=targets,
+            history=cand.build_history(dataset, split),
+            users=_users_to_evaluate(dataset, targets, users),
+            block_size=settings.block_size or auto_block_size(dataset.n_items),
+            cold=dataset.cold_items(split) if set(modes) & set(COLD_MODES) else None,
+            items=items,
+            list_k=list_k,
+            columns={mode: {} for mode in modes},
+            skipped={mode: [] for mode in modes},
         )
-        for mode in modes
-    }
+
+    def per_user_keys(self, mode: str) -> list[str]:
+        keys = reg.keys_for(self.metrics, self.settings.ks, mode)
+        return [k for k in keys if not reg.parse_key(k)[0].catalogue]
 
 
-def _result(columns, skipped, dataset, split, mode, ks, n_negatives, seed, window) -> EvalResult:
-    label = f"sampled@{n_negatives}" if mode == "sampled" else mode
-    finished = _finish_columns(columns, dataset, label, ks)
+def _result(run: _Pass, mode: str) -> EvalResult:
+    label = run.settings.label(mode)
+    dataset = run.dataset
+    finished = _finish_columns(run, mode, label)
     table = build_table(finished)
+    skipped = run.skipped[mode]
     skipped_ids = dataset.users.ids_of(np.concatenate(skipped or [np.zeros(0, np.int64)])).tolist()
     if skipped_ids:
         log.warning(
@@ -160,55 +191,56 @@ def _result(columns, skipped, dataset, split, mode, ks, n_negatives, seed, windo
             len(skipped_ids),
             skipped_ids[:10],
         )
-    keys = [metric_key(name, label) for name in metrics.metric_names(ks)]
+    means = means_of(finished, [metric_key(n, label) for n in run.per_user_keys(mode)])
+    covered = {}
+    n_listable = len(run.cold) if mode == "cold" else dataset.n_items
+    for key in reg.keys_for(run.metrics, run.settings.ks, mode):
+        metric, k = reg.parse_key(key)
+        if metric.catalogue:
+            lists = [a[:, :k] for a in run.columns[mode].get("_lists", [])]
+            value, covered[metric_key(key, label)] = lst.coverage(lists, n_listable)
+            means[metric_key(key, label)] = value
+    order = [metric_key(k, label) for k in reg.keys_for(run.metrics, run.settings.ks, mode)]
     meta = {
         "dataset": dataset.name,
         "n_items": dataset.n_items,
-        "seed": seed,
-        "n_negatives": n_negatives if mode == "sampled" else None,
-        "profile_window": window if mode == "tutorial" else None,
+        "seed": run.settings.seed,
+        "n_negatives": run.settings.n_negatives if mode == "sampled" else None,
+        "profile_window": run.settings.profile_window if mode == "tutorial" else None,
     }
+    if mode in COLD_MODES:
+        meta |= {"split_method": dataset.split.method, "n_cold_items": len(run.cold)}
+    if covered:
+        meta["n_listable"] = n_listable
     result = EvalResult(
         mode=label,
-        split=split,
-        ks=ks,
-        means=means_of(finished, keys),
+        split=run.split,
+        ks=run.settings.ks,
+        means={k: means[k] for k in order},
         per_user=table,
         skipped=[str(u) for u in skipped_ids],
         meta=meta,
+        covered=covered,
     )
     log.info("%s", result.summary())
     return result
 
 
-def matrix_scorer(scores: np.ndarray | torch.Tensor) -> Scorer:
-    """A scorer over a precomputed ``(n_users, n_items)`` score matrix (NumPy or torch, any device).
-
-    A block of consecutive users is returned as a view of the matrix rows (no copy); other blocks are
-    gathered. Use it to evaluate scores computed elsewhere (another library, a saved matrix)."""
-    table = torch.as_tensor(scores)
-    if table.ndim != 2:
-        raise ConfigError(
-            f"a score matrix must be 2-D (users x items), got shape {tuple(table.shape)}"
-        )
-
-    def score(user_idx: torch.Tensor) -> torch.Tensor:
-        if len(user_idx) and int(user_idx[-1]) - int(user_idx[0]) == len(user_idx) - 1:
-            first = int(user_idx[0])
-            if bool((user_idx == torch.arange(first, first + len(user_idx))).all()):
-                return table[first : first + len(user_idx)]
-        return table[user_idx.to(table.device)]
-
-    return score
-
-
-def validation_score(scorer: Scorer, dataset: Dataset, metric: str = "AUC", **kwargs) -> float:
-    """Mean ``metric`` ('AUC', 'RR', 'R@20', 'nDCG@100', ...) on the VALIDATION targets only.
+def validation_score(
+    scorer: Scorer,
+    dataset: Dataset,
+    metric: str = "AUC",
+    *,
+    settings: EvalSettings | None = None,
+    mode: str = "full",
+    **options,
+) -> float:
+    """Mean ``metric`` ('AUC', 'RR', 'R@20', 'nDCG@100', 'MAP@20', ...) on the VALIDATION targets only.
 
     This is the one entry point for training code (model selection, early stopping): it cannot read the
-    test targets. Other keyword arguments are those of :func:`evaluate` (mode, block_size, ...).
+    test targets. ``settings`` and keyword ``options`` are those of :func:`evaluate_modes`.
     """
-    if "split" in kwargs:
+    if "split" in options:
         raise ConfigError(
             "validation_score always uses the validation split; call evaluate(split=...) "
             "outside training code for test metrics"
@@ -218,36 +250,16 @@ def validation_score(scorer: Scorer, dataset: Dataset, metric: str = "AUC", **kw
             f"{dataset.name} has no validation targets: build it with "
             "SplitSpec(validation=True) to select models or stop early"
         )
-    match = re.fullmatch(r"(AUC|RR|R|P|nDCG)(?:@(\d+))?", metric)
-    if match is None or (match.group(1) in ("AUC", "RR")) != (match.group(2) is None):
-        raise ConfigError(f"unknown metric {metric!r}; expected AUC, RR, R@k, P@k or nDCG@k")
-    if match.group(2) is not None:
-        ks = tuple(kwargs.pop("ks", metrics.DEFAULT_KS))
-        kwargs["ks"] = ks if int(match.group(2)) in ks else (*ks, int(match.group(2)))
-    result = evaluate(scorer, dataset, split="validation", **kwargs)
+    chosen, k = reg.parse_key(metric)
+    settings = settings_of(settings, options)
+    names = settings.metrics if settings.metrics is not None else reg.DEFAULT_METRICS
+    extra = {}
+    if chosen.name not in names:
+        extra["metrics"] = (*names, chosen.name)
+    if k is not None and k not in settings.ks:
+        extra["ks"] = (*settings.ks, k)
+    result = evaluate(scorer, dataset, split="validation", mode=mode, settings=settings, **extra)
     return float(result.means[metric_key(metric, result.mode)])
-
-
-def _check_args(split, modes, ks, block_size, n_negatives, seed, profile_window) -> tuple[int, ...]:
-    if split not in SPLITS:
-        raise ConfigError(f"split must be 'test' or 'validation', not {split!r}")
-    if not modes:
-        raise ConfigError(f"no evaluation mode given; choose from {', '.join(MODES)}")
-    for mode in modes:
-        if mode not in MODES:
-            raise ConfigError(f"unknown evaluation mode {mode!r}; choose from {', '.join(MODES)}")
-    ks = tuple(int(k) for k in ks)
-    if not ks or min(ks) < 1 or len(set(ks)) != len(ks):
-        raise ConfigError(f"ks must be distinct positive cut-offs, got {ks}")
-    if block_size is not None and block_size < 1:
-        raise ConfigError(f"block_size must be >= 1, got {block_size}")
-    if "sampled" in modes and n_negatives < 1:
-        raise ConfigError(f"n_negatives must be >= 1, got {n_negatives}")
-    if seed < 0:
-        raise ConfigError(f"seed must be >= 0, got {seed}")
-    if profile_window < 0:
-        raise ConfigError(f"profile_window must be >= 0, got {profile_window}")
-    return ks
 
 
 def _users_to_evaluate(dataset: Dataset, targets, users: np.ndarray | None) -> np.ndarray:
@@ -262,59 +274,36 @@ def _users_to_evaluate(dataset: Dataset, targets, users: np.ndarray | None) -> n
     return users[has_targets[users]]
 
 
-def _score(scorer: Scorer, block: np.ndarray, dataset: Dataset, device) -> torch.Tensor:
-    scores = scorer(torch.from_numpy(block))
-    if not isinstance(scores, torch.Tensor):
-        scores = torch.as_tensor(np.asarray(scores))
-    if tuple(scores.shape) != (len(block), dataset.n_items):
-        raise VisrecError(
-            f"the scorer returned shape {tuple(scores.shape)} for {len(block)} users; "
-            f"expected ({len(block)}, {dataset.n_items})"
-        )
-    scores = scores.detach()
-    if device is not None:
-        scores = scores.to(device)
-    if not scores.is_floating_point():
-        scores = scores.double()
-    elif scores.device.type == "cpu" and scores.dtype in (torch.float16, torch.bfloat16):
-        scores = scores.float()  # exact: every half value is a float32; NumPy has no bfloat16
-    return scores
-
-
-def _check_finite(nan_rows: torch.Tensor, block: np.ndarray, dataset: Dataset) -> None:
-    if bool(nan_rows.any()):
-        users = dataset.users.ids_of(block[nan_rows.cpu().numpy()])
-        raise VisrecError(
-            f"the scorer returned NaN scores for {len(users)} users, e.g. "
-            f"{users[:5].tolist()}; scores must be numbers (-inf is allowed)"
-        )
-
-
-def _rank_modes(
-    modes, scores, block, dataset, targets, history, n_negatives, seed, window
-) -> dict[str, BlockRanks]:
+def _rank_modes(run: _Pass, scores: torch.Tensor, block: np.ndarray) -> dict[str, BlockRanks]:
     """Ranks of one block's truth items in each mode, from one pass over its scores."""
-    dev, n_items = scores.device, dataset.n_items
-    truth = gather_padded(scores, torch.from_numpy(cand.csr_rows(targets, block)).to(dev))
-    ranked = [mode for mode in modes if mode != "sampled"]
+    dev, n_items, window = scores.device, run.dataset.n_items, run.settings.profile_window
+    history = run.history
+    truth = gather_padded(scores, torch.from_numpy(cand.csr_rows(run.targets, block)).to(dev))
+    counted = [mode for mode in run.modes if mode in ("full", "mixed", "tutorial")]
     starts, ends = history.indptr[block], history.indptr[block + 1]
-    fused = fused_counts(scores, truth, history.items, starts, ends, window) if ranked else None
+    fused = fused_counts(scores, truth, history.items, starts, ends, window) if counted else None
     if fused is not None:
         counts, nan_rows = (fused.greater, fused.equal), fused.nan_rows
-    elif ranked:
+    elif counted:
         greater, equal, nan_rows = row_counts(scores, truth)
         counts = (greater, equal)
     else:
         nan_rows = has_nan(scores)
-    _check_finite(nan_rows, block, dataset)
+    check_finite(nan_rows, block, run.dataset)
     out = {}
-    for mode in modes:
+    for mode in run.modes:
         if mode == "sampled":
-            neg = cand.negatives_block(history, targets, block, n_items, n_negatives, seed)
+            settings = run.settings
+            neg = cand.negatives_block(
+                history, run.targets, block, n_items, settings.n_negatives, settings.seed
+            )
             negatives = gather_padded(scores, torch.from_numpy(neg).to(dev))
             out[mode] = rank_block(torch.cat([truth, negatives], dim=1), truth)
+        elif mode == "cold":  # candidates: the split's new items (none of them in any history)
+            columns = torch.tensor(run.cold, device=dev)  # a copy: the array is read-only
+            out[mode] = rank_block(scores.index_select(1, columns), truth)
         elif fused is not None:  # subtract the excluded items' counts: no gather of their scores
-            x_greater, x_equal, n_excluded = fused.history if mode == "full" else fused.window
+            x_greater, x_equal, n_excluded = fused.window if mode == "tutorial" else fused.history
             out[mode] = ranks_from_counts(
                 truth, counts[0] - x_greater, counts[1] - x_equal, n_items - n_excluded
             )
@@ -327,46 +316,70 @@ def _rank_modes(
     return out
 
 
+def _top_lists(run: _Pass, scores: torch.Tensor, block: np.ndarray) -> dict[str, np.ndarray]:
+    """Each list mode's ``(B, max k)`` top-k lists of the block, when a list metric is asked for."""
+    wanted = [mode for mode in run.modes if mode in reg.LIST_MODES]
+    if not run.list_k or not wanted:
+        return {}
+    values = scores.cpu().numpy()
+    excluded = run.history.rows(block)
+    out = {}
+    for mode in wanted:
+        columns = run.cold if mode == "cold" else None
+        if mode != "cold" and "warm" in out:
+            out[mode] = out["warm"]
+            continue
+        out[mode] = lst.top_lists(values, run.list_k, excluded, columns)
+        if mode != "cold":
+            out["warm"] = out[mode]
+    return out
+
+
 def _has_negatives(ranks: BlockRanks, mode: str, n_items: int) -> np.ndarray:
     if mode == "tutorial":
         return ranks.n_truth < n_items
     return ranks.n_negatives > 0
 
 
-def _collect(columns, users, ranks: BlockRanks, ok, history, mode, n_items, ks) -> None:
+def _collect(run: _Pass, mode, users, ranks: BlockRanks, ok, lists) -> None:
     r = ranks.ranks[ok]
-    if mode == "tutorial":
-        values = metrics.tutorial_metrics(r, n_items, ks)
-    else:
-        values = metrics.standard_metrics(r, ranks.negatives_above[ok], ranks.n_negatives[ok], ks)
+    values = reg.BlockValues(
+        mode=mode,
+        ranks=r,
+        negatives_above=ranks.negatives_above[ok],
+        n_negatives=ranks.n_negatives[ok],
+        n_items=run.dataset.n_items,
+        lists=None if lists is None else lists[ok],
+        items=run.items,
+    )
     parts = {
         "user_idx": users,
-        "profile_size": history.sizes[users],
+        "profile_size": run.history.sizes[users],
         "n_targets": ranks.n_truth[ok],
         "n_candidates": ranks.n_candidates[ok],
         "first_hit_rank": np.nanmin(r, axis=1) if len(r) else np.zeros(0),
-        **values,
+        **reg.per_user_values(run.metrics, values, run.settings.ks),
     }
+    if values.lists is not None:
+        parts["_lists"] = values.lists
+    columns = run.columns[mode]
     for name, value in parts.items():
         columns.setdefault(name, []).append(np.asarray(value))
 
 
-def _finish_columns(columns, dataset: Dataset, label: str, ks) -> dict[str, np.ndarray]:
-    names = [
-        "user_idx",
-        "profile_size",
-        "n_targets",
-        "n_candidates",
-        "first_hit_rank",
-        *metrics.metric_names(ks),
-    ]
+def _finish_columns(run: _Pass, mode: str, label: str) -> dict[str, np.ndarray]:
+    keys = run.per_user_keys(mode)
+    names = ["user_idx", "profile_size", "n_targets", "n_candidates", "first_hit_rank", *keys]
+    columns = run.columns[mode]
     joined = {n: np.concatenate(columns[n]) if n in columns else np.zeros(0) for n in names}
     user_idx = joined["user_idx"].astype(np.int64)
-    ids = dataset.users.ids_of(user_idx)  # an object array of str: pandas takes it without a copy
+    ids = run.dataset.users.ids_of(
+        user_idx
+    )  # an object array of str: pandas takes it without a copy
     out = {"user_id": ids if ids.dtype == object else ids.astype(str), "user_idx": user_idx}
     for n in ("profile_size", "n_targets", "n_candidates"):
         out[n] = joined[n].astype(np.int64)
     out["first_hit_rank"] = joined["first_hit_rank"].astype(np.float64)
-    for n in metrics.metric_names(ks):
+    for n in keys:
         out[metric_key(n, label)] = joined[n].astype(np.float64)
     return out

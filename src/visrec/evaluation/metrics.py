@@ -28,7 +28,8 @@ from __future__ import annotations
 import numpy as np
 
 METRIC_KEYS: tuple[str, ...] = ("AUC", "RR", "R", "P", "nDCG")
-"""Metric families. AUC and RR are single numbers; R, P and nDCG exist once per cut-off k (``R@20``)."""
+"""The default metric families. AUC and RR are single numbers; R, P and nDCG exist once per cut-off k
+(``R@20``). Every metric visrec knows is in :mod:`visrec.evaluation.registry`."""
 
 DEFAULT_KS: tuple[int, ...] = (20, 100, 200)
 
@@ -127,8 +128,24 @@ def tutorial_ndcg_at(ranks: np.ndarray, k: int) -> np.ndarray:
     return np.divide(dcg, ideal, out=np.zeros_like(dcg), where=hits > 0)
 
 
+def hit_rate_at(ranks: np.ndarray, k: int) -> np.ndarray:
+    """HR@k = 1 if any truth item has rank < k, else 0."""
+    return (hits_at(ranks, k) > 0).astype(np.float64)
+
+
+def average_precision_at(ranks: np.ndarray, k: int) -> np.ndarray:
+    """AP@k = sum over the hits (rank r_j < k, j-th smallest rank, j = 1, 2, ...) of j / (r_j + 1),
+    divided by min(|T|, k); its mean over users is MAP@k (Manning, Raghavan & Schütze, "Introduction to
+    Information Retrieval", 2008, ch. 8.4, truncated at k as in most recommender toolkits)."""
+    ranks = np.sort(ranks, axis=1)  # NaN pads go last
+    position = np.arange(1, ranks.shape[1] + 1, dtype=np.float64)[None, :]
+    with np.errstate(invalid="ignore"):
+        precision = np.where(ranks < k, position / (np.nan_to_num(ranks) + 1.0), 0.0)
+    return _row_sum(precision) / np.minimum(n_truth(ranks), k)
+
+
 def metric_names(ks: tuple[int, ...]) -> list[str]:
-    """Metric keys in table order: AUC, RR, then R@k, P@k, nDCG@k for each k."""
+    """The default metric keys in table order: AUC, RR, then R@k, P@k, nDCG@k for each k."""
     names = ["AUC", "RR"]
     for k in ks:
         names += [f"R@{k}", f"P@{k}", f"nDCG@{k}"]

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from visrec._io import atomic_open, read_json, write_json
+from visrec._io import atomic_open, read_json_object, write_json
 from visrec.errors import ConfigError, DataError
+from visrec.evaluation import registry
 
 _PANDAS = tuple(int(re.match(r"\d*", part).group() or 0) for part in pd.__version__.split(".")[:2])
 _EXACT_FLOATS = {} if _PANDAS >= (3, 1) else {"float_precision": "round_trip"}
@@ -26,9 +27,13 @@ ID_COLUMNS = ("user_id", "user_idx", "profile_size", "n_targets", "n_candidates"
 FORMAT = "visrec-eval/1"
 
 
+LABELLED_MODES = ("cold", "mixed")
+
+
 def metric_key(name: str, mode: str) -> str:
-    """The output key of a metric in a mode: sampled keys carry the label, e.g. ``AUC[sampled@100]``."""
-    return f"{name}[{mode}]" if mode.startswith("sampled") else name
+    """The output key of a metric in a mode: sampled, cold and mixed keys carry the mode's label, e.g.
+    ``AUC[sampled@100]``, ``nDCG@20[cold]``; full and tutorial keys are the bare names."""
+    return f"{name}[{mode}]" if mode.startswith("sampled") or mode in LABELLED_MODES else name
 
 
 def means_of(per_user: pd.DataFrame | dict[str, np.ndarray], keys: list[str]) -> dict[str, float]:
@@ -57,6 +62,9 @@ class EvalResult:
     per_user: pd.DataFrame
     skipped: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    covered: dict[str, np.ndarray] = field(default_factory=dict)
+    """Catalogue metrics (coverage@k): key -> the item indices in any user's top-k list. Kept in memory
+    so shards can be merged (:meth:`concat`); not written to files (the means hold the coverage)."""
 
     @property
     def metric_keys(self) -> list[str]:
@@ -103,15 +111,24 @@ class EvalResult:
     @classmethod
     def from_json(cls, path: str | Path, per_user_csv: str | Path | None = None) -> EvalResult:
         """Read :meth:`to_json` output; the per-user table comes from the JSON or from ``per_user_csv``."""
-        data = read_json(path)
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        fix = "pass --force to evaluate again"
+        data = read_json_object(path, what="evaluation result", fix=fix)
+        if data.get("format") != FORMAT:
             raise DataError(f"not a visrec evaluation result (expected format {FORMAT})", path=path)
+        try:
+            return cls._from_dict(data, per_user_csv)
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise DataError(f"damaged evaluation result ({exc!r}); {fix}", path=path) from None
+
+    @classmethod
+    def _from_dict(cls, data: dict, per_user_csv: str | Path | None) -> EvalResult:
         if per_user_csv is not None:
             table = pd.read_csv(per_user_csv, dtype={"user_id": str}, **_EXACT_FLOATS)
         elif "per_user" in data:
             table = pd.DataFrame(data["per_user"])
         else:
-            table = pd.DataFrame({c: [] for c in [*ID_COLUMNS, *data["means"]]})
+            columns = [k for k in data["means"] if not registry.is_catalogue_key(k)]
+            table = pd.DataFrame({c: [] for c in [*ID_COLUMNS, *columns]})
         return cls(
             mode=data["mode"],
             split=data["split"],
@@ -145,14 +162,27 @@ class EvalResult:
             raise ConfigError(f"evaluation shards overlap (users evaluated twice: {dupes})")
         table = table.sort_values("user_idx", kind="stable").reset_index(drop=True)
         skipped = sorted({u for p in parts for u in p.skipped})
+        means = means_of(table, [k for k in first.means if k in table.columns])
+        covered = {}
+        for key in first.means:
+            if key in table.columns:
+                continue
+            if any(key not in p.covered for p in parts):
+                raise ConfigError(
+                    f"cannot merge {key}: a part has no top-k lists (read from file?)"
+                )
+            covered[key] = np.unique(np.concatenate([p.covered[key] for p in parts]))
+            listable = first.meta.get("n_listable") or 0
+            means[key] = len(covered[key]) / listable if listable else math.nan
         return cls(
             mode=first.mode,
             split=first.split,
             ks=first.ks,
-            means=means_of(table, list(first.means)),
+            means={k: means[k] for k in first.means},
             per_user=_typed(table),
             skipped=skipped,
             meta=dict(first.meta),
+            covered=covered,
         )
 
 

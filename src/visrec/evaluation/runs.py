@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from visrec.errors import ConfigError, VisrecError
 from visrec.evaluation.engine import MODES, SPLITS, evaluate_modes, mode_tuple
 from visrec.evaluation.results import EvalResult
+from visrec.features.store import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,8 @@ EXISTING = ("refuse", "reuse", "overwrite")
 
 
 def eval_name(split: str, mode: str, n_negatives: int = 100) -> str:
-    """File stem of one evaluation: ``test-full``, ``validation-tutorial``, ``test-sampled100``."""
+    """File stem of one evaluation: ``test-full``, ``validation-tutorial``, ``test-sampled100``,
+    ``test-cold``, ``test-mixed``."""
     if split not in SPLITS:
         raise ConfigError(f"split must be 'test' or 'validation', not {split!r}")
     if mode not in MODES:
@@ -117,11 +121,20 @@ def evaluate_run_modes(
     return {mode: results[mode] for mode in modes}
 
 
+def item_feature_rows(path: str | Path, dataset) -> np.ndarray:
+    """Pooled features of ``dataset``'s items from a feature store (spatial maps averaged; items without
+    features get zeros, which diversity treats as unlike every item)."""
+    rows, _ = FeatureStore.open(path).aligned(dataset.items, missing="zero")
+    return rows.reshape(len(rows), rows.shape[1], -1).mean(axis=2) if rows.ndim > 2 else rows
+
+
 def _compute(run_dir, split, modes, n_negatives, run, dist, paths, kwargs) -> dict[str, EvalResult]:
     if run is None:
         from visrec.training.run import load_run
 
         run = load_run(run_dir)
+    if isinstance(kwargs.get("item_features"), str | Path):  # a feature store, for diversity@k
+        kwargs = kwargs | {"item_features": item_feature_rows(kwargs["item_features"], run.dataset)}
     if dist is not None and dist.active:  # under torchrun: user shards, merged on every rank
         from visrec.evaluation.distributed import evaluate_sharded_modes
 

@@ -139,10 +139,13 @@ def extract_cmd(
     )
     click.echo(
         f"unreadable images: {report.get('n_failed', 0)}, items without image: "
-        f"{report.get('n_missing_images', 0)}, speed: {report.get('images_per_s')} images/s"
+        f"{report.get('n_missing_images', 0)}, refused files: {report.get('n_refused_files', 0)}, "
+        f"speed: {report.get('images_per_s')} images/s"
     )
     if report.get("n_failed") or report.get("n_missing_images"):
         click.echo(f"details: {out / 'failed.csv'}")
+    if report.get("n_refused_files"):
+        click.echo(f"refused files (links leaving the folder, bad names): {out / 'report.json'}")
 
 
 @click.group("features")

@@ -79,6 +79,17 @@ def read_legacy(
 
 
 def _rows(array: object, path: Path) -> tuple[list[str], np.ndarray]:
+    try:
+        return _parse_rows(array, path)
+    except (TypeError, ValueError, IndexError, OverflowError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(
+            f"not a tutorial feature file ([id, vector] rows expected: {exc})", path=path
+        ) from None
+
+
+def _parse_rows(array: object, path: Path) -> tuple[list[str], np.ndarray]:
     rows = list(array) if isinstance(array, np.ndarray | list | tuple) else None
     if not rows:
         raise DataError("expected a non-empty array of [id, vector] rows", path=path)

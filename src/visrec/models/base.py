@@ -16,11 +16,13 @@ import numpy as np
 import torch
 
 from visrec import __version__
-from visrec._io import atomic_dir, atomic_path
+from visrec._io import atomic_dir, atomic_path, load_tensor_file, read_json_object
 from visrec.data.dataset import Dataset
 from visrec.data.vocab import Vocabulary
 from visrec.errors import ConfigError, DataError
 from visrec.models.config import Config
+
+_RETRAIN = "train the model again (visrec train ... --force)"
 
 FEATURE_KINDS = (None, "pooled", "spatial", "pixels")
 
@@ -126,16 +128,26 @@ class Recommender:
         meta_path = directory / "model.json"
         if not meta_path.is_file():
             raise DataError("not a saved model (no model.json)", path=directory)
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        klass = registry.get(meta["model"])
+        meta = read_json_object(meta_path, what="saved model metadata", fix=_RETRAIN)
+        klass = registry.get(str(meta.get("model")))
         if cls is not Recommender and not issubclass(klass, cls):
             raise ConfigError(f"{directory} holds a {meta['model']} model, not {cls.name}")
-        model = klass(klass.config_class.from_dict(meta["config"]))
-        model.users = Vocabulary(meta["users"], name="user")
-        model.items = Vocabulary(meta["items"], name="item")
-        model.info = meta.get("info", {})
-        state = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        try:
+            model = klass(klass.config_class.from_dict(meta["config"]))
+            model.users = Vocabulary(meta["users"], name="user")
+            model.items = Vocabulary(meta["items"], name="item")
+            model.info = meta.get("info", {})
+        except (KeyError, TypeError, ValueError) as exc:  # ConfigError is a ValueError
+            raise DataError(f"damaged saved model ({exc}); {_RETRAIN}", path=meta_path) from None
+        weights = directory / "weights.pt"
+        state = load_tensor_file(weights, what="model weights", fix=_RETRAIN)
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
+            raise DataError(
+                f"weights do not fit the saved model ({reason}); {_RETRAIN}", path=weights
+            ) from None
         return model
 
     def _check_fitted(self) -> None:

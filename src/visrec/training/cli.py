@@ -48,7 +48,20 @@ def data_options(func):
             show_default=True,
         ),
         click.option(
-            "--cutoff", type=int, default=None, help="Timestamp cut-off of the temporal split."
+            "--cutoff",
+            type=int,
+            default=None,
+            help="Timestamp cut-off of the temporal and cold-items-temporal splits.",
+        ),
+        click.option(
+            "--cold-fraction",
+            type=float,
+            default=0.1,
+            show_default=True,
+            help="cold-items split: fraction of items new in test (and again in validation).",
+        ),
+        click.option(
+            "--split-seed", type=click.IntRange(0), default=0, help="Seed of the cold-items split."
         ),
         click.option("--no-validation", is_flag=True, help="Do not carve a validation basket."),
         click.option(
@@ -66,7 +79,17 @@ def data_options(func):
     return func
 
 
-def make_data_spec(data_path, split_method, cutoff, no_validation, min_user, min_item, min_rating):
+def make_data_spec(
+    data_path,
+    split_method,
+    cutoff,
+    no_validation,
+    min_user,
+    min_item,
+    min_rating,
+    cold_fraction=0.1,
+    split_seed=0,
+):
     filters = {}
     if min_user > 1 or min_item > 1:
         filters |= {"min_user": min_user, "min_item": min_item}
@@ -75,6 +98,8 @@ def make_data_spec(data_path, split_method, cutoff, no_validation, min_user, min
     from visrec.training.run import DataSpec
 
     split = {"method": split_method, "validation": not no_validation, "cutoff": cutoff}
+    if split_method == "cold-items":
+        split |= {"cold_fraction": cold_fraction, "seed": split_seed}
     return DataSpec(str(Path(data_path).resolve()), split, filters)
 
 

@@ -23,15 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec import __version__
-from visrec._io import read_json, write_json
+from visrec._io import read_json, read_json_object, write_json
 from visrec.data.dataset import Dataset
 from visrec.data.loaders import open_dataset
 from visrec.data.split import SplitSpec
 from visrec.errors import ConfigError, DataError, VisrecError
 from visrec.models import Recommender, create, get
+from visrec.training.trainer import CHECKPOINT
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
+_RERUN = "train it again (visrec train ... --force)"
 
 
 @dataclass
@@ -52,7 +54,10 @@ class DataSpec:
 
 def is_finished(run_dir: Path) -> bool:
     path = Path(run_dir) / RUN_FILE
-    return path.is_file() and read_json(path).get("status") == "finished"
+    try:  # a damaged run.json is an unfinished run: --force starts again, --resume continues
+        return path.is_file() and read_json(path).get("status") == "finished"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def load_features(
@@ -86,6 +91,7 @@ def load_features(
         raise ConfigError(
             f"{model_cls.name} needs {want}; {features} holds shape {store.array.shape}"
         )
+    store.check_coverage(dataset.items)  # before the run folder exists: another dataset's store
     return store
 
 
@@ -120,6 +126,8 @@ def train_run(
                 "(the old run is replaced only when the new one finishes)"
             )
         work = out.parent / f".{out.name}.next"
+    elif out.exists() and not out.is_dir():
+        raise VisrecError(f"{out} is a file, not a run directory; choose another -o")
     elif out.exists() and any(out.iterdir()) and not (out / RUN_FILE).is_file():
         raise VisrecError(f"{out} exists and is not a visrec run directory; choose another -o")
     elif (out / RUN_FILE).is_file() and not resume and not force:
@@ -141,6 +149,7 @@ def train_run(
         "dataset": dataset.summary(),
     }
     main = dist is None or dist.is_main
+    created = not work.exists()
     if main:
         work.mkdir(parents=True, exist_ok=True)
         write_json(work / RUN_FILE, meta)
@@ -155,7 +164,12 @@ def train_run(
         meta["world_size"] = dist.world_size
     if on_epoch is not None and hasattr(model, "module"):
         options["on_epoch"] = on_epoch
-    model.fit(dataset, feats, **options)
+    try:
+        model.fit(dataset, feats, **options)
+    except BaseException:
+        if main and not resume:
+            _discard_unstarted(work, created)
+        raise
     if main:
         model.save(work / "model")
         meta |= {
@@ -167,6 +181,16 @@ def train_run(
         if work != out:
             _swap(work, out)
     return model
+
+
+def _discard_unstarted(work: Path, created: bool) -> None:
+    """A run that failed before its first checkpoint (e.g. a bad device) must not block the retry."""
+    if (work / CHECKPOINT).is_file():
+        return  # something to --resume from
+    if created:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        (work / RUN_FILE).unlink(missing_ok=True)
 
 
 def _swap(new: Path, old: Path) -> None:
@@ -206,11 +230,17 @@ def load_run(run_dir: str | Path) -> Run:
     run_dir = Path(run_dir)
     if not (run_dir / RUN_FILE).is_file():
         raise DataError("not a visrec run directory (no run.json)", path=run_dir)
-    meta = read_json(run_dir / RUN_FILE)
+    meta = read_json_object(run_dir / RUN_FILE, what="run metadata", fix=_RERUN)
     if meta.get("status") != "finished":
         raise VisrecError(
             f"{run_dir}: the run has not finished (status {meta.get('status')!r}); "
             "continue it with `visrec train ... --resume`"
         )
     model = Recommender.load(run_dir / "model")
-    return Run(run_dir, meta, model, DataSpec(**meta["data"]))
+    try:
+        data = DataSpec(**meta["data"])
+    except (KeyError, TypeError) as exc:
+        raise DataError(
+            f"damaged run metadata (data: {exc}); {_RERUN}", path=run_dir / RUN_FILE
+        ) from None
+    return Run(run_dir, meta, model, data)

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from visrec._io import atomic_path, write_text
-from visrec.errors import ConfigError, VisrecError
+from visrec._io import atomic_path, load_tensor_file, write_text
+from visrec.errors import ConfigError, DataError, VisrecError
 from visrec.training.losses import bce_loss, bpr_loss, warp_loss
 
 if TYPE_CHECKING:
@@ -257,15 +257,23 @@ class Trainer:
         path = self.run_dir / CHECKPOINT if self.run_dir else None
         if path is None or not path.is_file():
             return 0
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        if state["config"] != json.dumps(self.model.config.to_dict(), sort_keys=True):
+        fix = "pass --force to start the run again"
+        state = load_tensor_file(
+            path, what="training checkpoint", fix=fix, map_location=self.device
+        )
+        if state.get("config") != json.dumps(self.model.config.to_dict(), sort_keys=True):
             raise ConfigError(f"{path}: checkpoint was written with another config; cannot resume")
-        self.model.module.load_state_dict(state["module"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.best = {"epoch": state["best_epoch"], "value": state["best_value"]}
-        self.best_state = state["best_state"] or None
-        self.stale = state["stale"]
-        self.history = json.loads(state["history"])
-        log.info("resumed from %s after epoch %d", path, state["epoch"])
-        return int(state["epoch"])
+        try:
+            self.model.module.load_state_dict(state["module"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.best = {"epoch": int(state["best_epoch"]), "value": float(state["best_value"])}
+            self.best_state = state["best_state"] or None
+            self.stale = int(state["stale"])
+            self.history = json.loads(state["history"])
+            epoch = int(state["epoch"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
+            raise DataError(f"damaged training checkpoint ({reason}); {fix}", path=path) from None
+        log.info("resumed from %s after epoch %d", path, epoch)
+        return epoch

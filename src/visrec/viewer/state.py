@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from visrec._io import atomic_path
-from visrec.data.images import scan_images
+from visrec.data.images import inside, load_rgb, scan_image_folder
 from visrec.errors import DataError
 from visrec.evaluation import evaluate
 from visrec.serving import recommend_users, similar_items
@@ -44,7 +44,7 @@ class ViewerState:
             raise DataError("give at least one run directory")
         runs = [load_run(r) for r in run_dirs]
         images_dir = Path(images_dir).resolve()
-        image_paths, _ = scan_images(images_dir)
+        image_paths = _served_images(images_dir, runs)
         thumbs = Path(thumbs_dir) if thumbs_dir else images_dir.parent / ".visrec-thumbs"
         return cls(runs, images_dir, thumbs, image_paths, indexed=_indexes(runs, index))
 
@@ -130,7 +130,7 @@ class ViewerState:
     # --- images -------------------------------------------------------------------------------------
     def image_path(self, item_id: str) -> Path:
         path = self.image_paths.get(item_id)
-        if path is None:
+        if path is None or not inside(path, self.images_dir):  # re-checked: the folder may change
             raise KeyError(f"no image for item {item_id!r}")
         return path
 
@@ -140,8 +140,6 @@ class ViewerState:
         digest = hashlib.sha1(f"{source}:{source.stat().st_mtime_ns}".encode()).hexdigest()[:16]
         out = self.thumbs_dir / str(size) / f"{digest}.jpg"
         if not out.is_file():
-            from visrec.features.images import load_rgb
-
             img = load_rgb(source, max_side=size * 2)
             img.thumbnail((size, size))
             with atomic_path(out) as tmp:
@@ -161,6 +159,15 @@ class ViewerState:
         buf = io.BytesIO()
         Image.fromarray(mixed.clip(0, 255).astype(np.uint8)).save(buf, format="PNG")
         return buf.getvalue()
+
+
+def _served_images(images_dir: Path, runs: list[Run]) -> dict[str, Path]:
+    """Item id -> resolved image path, only for items of the runs' vocabularies, inside the folder."""
+    scan = scan_image_folder(images_dir)
+    for rejected in scan.rejected:
+        log.warning("not served: %s (%s)", rejected["path"], rejected["reason"])
+    known = set().union(*(map(str, run.model.items.ids) for run in runs))
+    return {i: p.resolve() for i, p in scan.images.items() if i in known}
 
 
 def _indexes(runs: list[Run], index: str) -> dict:
