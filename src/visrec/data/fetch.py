@@ -108,7 +108,6 @@ def fetch_dataset(
     columns: dict[str, str] | None = None,
     force: bool = False,
     retries: int = 4,
-    backoff: float = 0.5,
 ) -> Path:
     """Download (or take from the cache / ``from_files``) dataset ``name`` and write it to ``out``."""
     if name not in RECIPES:
@@ -118,7 +117,7 @@ def fetch_dataset(
         raise DataError(
             "output folder exists and is not empty (use --force to replace it)", path=out
         )
-    cache = FileCache(cache_dir, retries=retries, backoff=backoff)
+    cache = FileCache(cache_dir, retries=retries)
     cache.root.mkdir(parents=True, exist_ok=True)
     placed = match_from_files(recipe, from_files or {})
     with (

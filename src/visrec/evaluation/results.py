@@ -67,10 +67,6 @@ class EvalResult:
     so shards can be merged (:meth:`concat`); not written to files (the means hold the coverage)."""
 
     @property
-    def metric_keys(self) -> list[str]:
-        return list(self.means)
-
-    @property
     def n_users(self) -> int:
         return len(self.per_user)
 
