@@ -64,3 +64,14 @@ def test_lazy_package_exports_still_resolve():
     assert visrec.evaluation.MODES is MODES
     with pytest.raises(AttributeError):
         _ = visrec.data.no_such_name
+
+
+def test_static_short_help_matches_each_command():
+    import click
+
+    from visrec.cli import SHORT_HELP_LIMIT, cli
+
+    ctx = click.Context(cli)
+    for name, (_, _, short) in COMMANDS.items():
+        command = cli.get_command(ctx, name)
+        assert command.get_short_help_str(limit=SHORT_HELP_LIMIT) == short, name
