@@ -1,4 +1,4 @@
-"""`visrec --help` and every subcommand's `--help` answer without importing torch or pandas."""
+"""`visrec --help` and every subcommand's `--help` import no numpy, torch, pandas, PIL, ..."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from visrec.cli import COMMANDS
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-HEAVY = ("torch", "pandas", "scipy", "PIL", "fastapi", "matplotlib")
+HEAVY = ("torch", "numpy", "pandas", "scipy", "PIL", "fastapi", "matplotlib")
 PROBE = """
 import json, runpy, sys
 sys.argv = ["visrec", *json.loads(sys.argv[1])]
@@ -75,3 +75,26 @@ def test_static_short_help_matches_each_command():
     for name, (_, _, short) in COMMANDS.items():
         command = cli.get_command(ctx, name)
         assert command.get_short_help_str(limit=SHORT_HELP_LIMIT) == short, name
+
+
+def test_static_choice_lists_match_the_modules_that_implement_them():
+    from visrec import choices
+    from visrec.data.split import METHODS
+    from visrec.evaluation.engine import MODES, SPLITS
+    from visrec.evaluation.registry import DEFAULT_METRICS, REGISTRY
+    from visrec.serving.index import INDEXES
+
+    assert tuple(REGISTRY)[: len(choices.METRICS)] == choices.METRICS  # built-ins come first
+    assert choices.DEFAULT_METRICS == DEFAULT_METRICS
+    assert (choices.EVAL_MODES, choices.EVAL_SPLITS) == (MODES, SPLITS)
+    assert choices.SPLIT_METHODS == METHODS
+    assert choices.INDEX_KINDS == INDEXES
+
+
+def test_data_group_lists_its_attached_subcommands():
+    import click
+
+    from visrec.cli import SUBCOMMANDS, cli
+
+    group = cli.get_command(click.Context(cli), "data")
+    assert {sub for (name, sub) in SUBCOMMANDS if name == "data"} <= set(group.commands)

@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 
 from visrec.cli import main
-from visrec.data.demo_truth import (
-    chance_shares,
-    format_taste,
-    read_truth,
-    taste_report,
-    taste_shares,
-)
+from visrec.data.demo_truth import chance_shares, format_taste, read_truth, taste_shares
 from visrec.errors import DataError
+from visrec.serving.taste import taste_report
 
 TRUTH = {
     "users": {

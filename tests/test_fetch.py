@@ -436,12 +436,19 @@ def _legacy_npy(ids: list[str], dim: int = 5) -> tuple[bytes, np.ndarray]:
 
 def test_fetch_wikimedia_embeddings_become_a_feature_store(server, tmp_path):
     store_mod = pytest.importorskip("visrec.features.store")
-    from visrec.data.check import check_dataset
+    from visrec.features.check import check_dataset
+    from visrec.features.legacy import import_tutorial_embeddings
 
     npy, vectors = _legacy_npy([str(i) for i in range(7)])  # image 7 has no vector
     server.routes["/wikimedia_recsys.zip"] = Route(_wikimedia_zip())
     server.routes["/embedding-resnet50.npy"] = Route(npy)
-    out = _fetch("wikimedia", server, tmp_path, embeddings=True)
+    out = _fetch(
+        "wikimedia",
+        server,
+        tmp_path,
+        embeddings=True,
+        convert_embeddings=import_tutorial_embeddings,
+    )
     store = store_mod.FeatureStore.open(out / "features")
     assert [str(i) for i in store.ids] == [str(i) for i in range(7)]
     np.testing.assert_array_equal(np.asarray(store.array), vectors)
@@ -456,12 +463,19 @@ def test_fetch_wikimedia_embeddings_become_a_feature_store(server, tmp_path):
 
 def test_fetch_ugallery_with_embeddings(server, tmp_path):
     pytest.importorskip("visrec.features.legacy")
-    from visrec.data.check import check_dataset
+    from visrec.features.check import check_dataset
+    from visrec.features.legacy import import_tutorial_embeddings
 
     for name, data in _ugallery_files().items():
         server.routes["/" + name] = Route(data)
     server.routes["/resnet_embeddings.npy"] = Route(_legacy_npy(["a1", "a2", "a3", "a4"])[0])
-    out = _fetch("ugallery", server, tmp_path, embeddings=True)
+    out = _fetch(
+        "ugallery",
+        server,
+        tmp_path,
+        embeddings=True,
+        convert_embeddings=import_tutorial_embeddings,
+    )
     assert "items without features: 0" in (out / "CARD.md").read_text()
     report = check_dataset(out)
     assert report.problems == []  # no images, but features: nothing to warn about

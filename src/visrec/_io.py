@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from visrec.errors import DataError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
@@ -69,8 +71,6 @@ def read_json(path: str | os.PathLike) -> Any:
 def read_json_object(path: str | os.PathLike, *, what: str, fix: str) -> dict:
     """Read a JSON object from ``path``; any failure raises ``DataError`` naming the file, what is
     wrong and ``fix`` (e.g. "pass --force to start again")."""
-    from visrec.errors import DataError
-
     try:
         data = read_json(path)
     except FileNotFoundError:
@@ -89,8 +89,6 @@ def load_tensor_file(path: str | os.PathLike, *, what: str, fix: str, map_locati
     one that holds code) is refused with the file name, the reason and ``fix``.
     """
     import torch  # here: the bottom layer stays importable without torch loaded
-
-    from visrec.errors import DataError
 
     if not Path(path).is_file():
         raise DataError(f"{what} is missing; {fix}", path=path)

@@ -21,8 +21,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "features_group",
         "Inspect, import and export feature stores.",
     ),
-    "train": ("visrec.training.cli", "train_cmd", "Train MODEL (see `visrec models`) and..."),
-    "models": ("visrec.training.cli", "models_cmd", "List the registered models, or show one..."),
+    "train": ("visrec.runs.cli", "train_cmd", "Train MODEL (see `visrec models`) and..."),
+    "models": ("visrec.runs.cli", "models_cmd", "List the registered models, or show one..."),
     "recommend": (
         "visrec.serving.cli",
         "recommend_cmd",
@@ -31,10 +31,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "similar": ("visrec.serving.cli", "similar_cmd", "The k items whose features are most..."),
     "grid": ("visrec.serving.cli", "grid_cmd", "Write a PNG contact sheet for one user:..."),
     "serve": ("visrec.viewer.cli", "serve_cmd", "Serve a web viewer of one or more trained..."),
-    "evaluate": ("visrec.evaluation.cli", "evaluate_cmd", "Evaluate the run in RUN_DIR; write..."),
+    "evaluate": ("visrec.runs.cli", "evaluate_cmd", "Evaluate the run in RUN_DIR; write..."),
     "benchmark": ("visrec.benchmark.cli", "benchmark_cmd", "Train what is missing, select on..."),
 }
 SHORT_HELP_LIMIT = 45
+# Subcommands defined above their group's layer: (group, name) -> (module, attribute). Their modules
+# import heavy code only inside the command bodies, so `visrec data --help` stays fast too.
+SUBCOMMANDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("data", "fetch"): ("visrec.features.dataset_cli", "fetch_cmd"),
+    ("data", "check"): ("visrec.features.dataset_cli", "check_cmd"),
+}
 
 
 class LazyGroup(click.Group):
@@ -45,7 +51,11 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(module), attr)
+        command = getattr(importlib.import_module(module), attr)
+        for (group, sub), (sub_module, sub_attr) in SUBCOMMANDS.items():
+            if group == name and sub not in command.commands:
+                command.add_command(getattr(importlib.import_module(sub_module), sub_attr))
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from COMMANDS' short help, without importing any command module."""

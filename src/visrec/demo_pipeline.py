@@ -110,7 +110,8 @@ def _benchmark_step(out: Path, features: Path) -> Path:
 def _taste_step(out: Path, data: Path, results: Path, k: int = 10) -> None:
     """Score every benchmarked model's top-k against the users' generating tastes (truth.json)."""
     from visrec._io import read_json, write_text
-    from visrec.data.demo_truth import format_taste, taste_report
+    from visrec.data.demo_truth import format_taste
+    from visrec.serving.taste import taste_report
 
     print(f"\n=== 6. do the models recommend each user's palette and shape? (truth.json, top-{k})")
     start = time.perf_counter()

@@ -17,7 +17,8 @@ from visrec._config import Typed, build
 from visrec.errors import ConfigError
 from visrec.evaluation import registry
 from visrec.evaluation.metrics import DEFAULT_KS
-from visrec.training.run import DataSpec
+from visrec.models import registry as model_registry
+from visrec.runs import DataSpec, data_spec
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -214,21 +215,20 @@ def _table(cls, raw, what: str, where: str, label: str = ""):
 
 def _dataset(table: DatasetTable, base: Path, where: str) -> DataSpec:
     data_path = _path(table.path, base, where, "[dataset] path")
-    split = {"method": table.split, "validation": True, "cutoff": table.cutoff}
-    if table.split == "cold-items":
-        split |= {"cold_fraction": float(table.cold_fraction), "seed": table.split_seed}
-    filters = {}
-    if table.min_user > 1 or table.min_item > 1:
-        filters |= {"min_user": table.min_user, "min_item": table.min_item}
-    if table.min_rating is not None:
-        filters["min_rating"] = float(table.min_rating)
-    from visrec.data.split import SplitSpec
-
     try:
-        SplitSpec(**split)  # validates method and cutoff
+        return data_spec(
+            data_path,
+            split=table.split,
+            validation=True,
+            cutoff=table.cutoff,
+            cold_fraction=float(table.cold_fraction),
+            split_seed=table.split_seed,
+            min_user=table.min_user,
+            min_item=table.min_item,
+            min_rating=table.min_rating,
+        )
     except ConfigError as exc:
         raise ConfigError(f"{where}: [dataset] {exc}") from None
-    return DataSpec(str(data_path), split, filters)
 
 
 def _features(table: dict[str, str], base: Path, where: str) -> dict[str, str]:
@@ -242,10 +242,8 @@ def _features(table: dict[str, str], base: Path, where: str) -> dict[str, str]:
 def _model(entry, i: int, features: dict[str, str], where: str) -> ModelSpec:
     label = f"[[models]] entry {i + 1}"
     spec = _table(ModelEntry, entry, f"{label} key", where, label=label)
-    from visrec.models import registry
-
     try:
-        registry.get(spec.model)
+        model_registry.get(spec.model)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {label}: {exc}") from None
     name = spec.name or spec.model
@@ -258,7 +256,7 @@ def _model(entry, i: int, features: dict[str, str], where: str) -> ModelSpec:
     model = ModelSpec(name, spec.model, feat, spec.config, spec.grid)
     for _, options in model.candidates():
         try:
-            registry.get(spec.model).config_class.from_dict(options)
+            model_registry.get(spec.model).config_class.from_dict(options)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {label} ({name}): {exc}") from None
     return model

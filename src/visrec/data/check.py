@@ -1,8 +1,9 @@
 """``visrec data check DIR``: validate a dataset folder and report every problem at once.
 
 A dataset is *usable* when its interactions load, each image id is unambiguous, every image decodes, a
-split has something to hold out, and declared files exist. Gaps that the pipeline handles (items without
-an image, images nobody interacted with) are *warnings*: they are listed but do not make the dataset
+split has something to hold out, and declared files exist. The declared feature store is checked one
+layer up (:mod:`visrec.features.check`), which is what ``visrec data check`` runs. Gaps that the pipeline
+handles (items without an image, images nobody interacted with) are *warnings*: they are listed but do not make the dataset
 unusable (``--strict`` turns them into errors).
 """
 
@@ -28,6 +29,8 @@ from visrec.data.interactions import (
 from visrec.data.loaders import (
     NOT_A_DATASET,
     _find_interactions,
+    _movielens_items,
+    _read_items,
     detect_layout,
     read_raw_interactions,
 )
@@ -54,6 +57,10 @@ class CheckReport:
     folder: Path
     problems: list[Problem] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict, repr=False)
+    """``dataset.json`` as read (checks of higher layers, e.g. the feature store, read it too)."""
+    item_ids: set[str] = field(default_factory=set, repr=False)
+    """Every item id seen (interactions, item table, images)."""
 
     def add(self, kind: str, severity: str, message: str, ids=()) -> None:
         self.problems.append(Problem(kind, severity, message, tuple(sorted(ids, key=_natural))))
@@ -120,7 +127,7 @@ def check_dataset(folder: str | Path, *, decode: bool = True, workers: int = 4) 
                 "item (they join the catalogue as never-consumed items)",
                 unused,
             )
-    _check_features(folder, manifest, report, item_ids | set(images or {}))
+    report.manifest, report.item_ids = manifest, item_ids | set(images or {})
     return report
 
 
@@ -139,7 +146,7 @@ def _manifest(folder: Path, report: CheckReport) -> dict:
     return manifest
 
 
-def _declared(folder: Path, manifest: dict, key: str, default: str | None) -> Path | None:
+def declared(folder: Path, manifest: dict, key: str, default: str | None) -> Path | None:
     name = manifest.get(key, default)
     return None if name is None else folder / str(name)
 
@@ -161,7 +168,7 @@ def _interaction_files(
         if layout.kind == "wikimedia":  # train, test: as load_wikimedia marks them
             files = [(p, read, {"evaluation": n == 1}) for n, (p, read, _) in enumerate(files)]
         return files
-    path = _declared(folder, manifest, "interactions", None) or _find_interactions(folder)
+    path = declared(folder, manifest, "interactions", None) or _find_interactions(folder)
     if path is None or not path.is_file():
         report.add("interactions", ERROR, f"no interactions file in {folder} ({NOT_A_DATASET})")
         return []
@@ -236,16 +243,15 @@ def _check_times(interactions: Interactions, report: CheckReport, *, all_rows: b
 
 
 def _check_items(folder: Path, manifest: dict, report: CheckReport) -> set[str]:
-    path = _declared(folder, manifest, "items", "items.csv")
+    path = declared(folder, manifest, "items", "items.csv")
     if path is None or not path.is_file():
         if "items" in manifest:
             report.add(
                 "items", ERROR, f"dataset.json names an item table {path} that does not exist"
             )
         return set()
-    from visrec.data.loaders import _read_items
-
-    if detect_layout(folder) is not None and detect_layout(folder).kind == "movielens":
+    layout = detect_layout(folder)
+    if layout is not None and layout.kind == "movielens":
         return _check_movielens_items(folder, report)
     try:
         return set(_read_items(path).index)
@@ -255,8 +261,6 @@ def _check_items(folder: Path, manifest: dict, report: CheckReport) -> set[str]:
 
 
 def _check_movielens_items(folder: Path, report: CheckReport) -> set[str]:
-    from visrec.data.loaders import _movielens_items
-
     if not (folder / "u.item").is_file():
         return set()
     try:
@@ -269,11 +273,11 @@ def _check_movielens_items(folder: Path, report: CheckReport) -> set[str]:
 def _check_images(
     folder: Path, manifest: dict, report: CheckReport, *, decode: bool, workers: int
 ) -> dict[str, Path] | None:
-    images_dir = _declared(folder, manifest, "images", None)
+    images_dir = declared(folder, manifest, "images", None)
     if images_dir is None:
         images_dir = folder / "images"
         if not images_dir.is_dir():
-            if not _declared(folder, manifest, "features", None):
+            if not declared(folder, manifest, "features", None):
                 report.add(
                     "images",
                     WARNING,
@@ -340,28 +344,3 @@ def _read_error(path: Path, decode: bool) -> str | None:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
     return None
-
-
-def _check_features(folder: Path, manifest: dict, report: CheckReport, item_ids: set[str]) -> None:
-    """A declared feature store must open; items without a vector are listed (a warning)."""
-    path = _declared(folder, manifest, "features", None)
-    if path is None:
-        return
-    if not path.exists():
-        report.add("features", ERROR, f"dataset.json names features at {path}, which do not exist")
-        return
-    try:
-        from visrec.features.store import FeatureStore
-    except ImportError:
-        return
-    try:
-        store = FeatureStore.open(path)
-    except DataError as exc:
-        report.add("features", ERROR, str(exc))
-        return
-    report.counts["feature vectors"] = len(store)
-    missing = item_ids - {str(i) for i in store.ids}
-    if missing:
-        report.add(
-            "missing-features", WARNING, f"{len(missing)} item(s) have no feature vector", missing
-        )

@@ -4,6 +4,7 @@ palette and a shape, ``truth.json``); this scores a top-k against it.
 For every user, the share of the top-k (consumed items excluded) in the user's palette, in the user's shape,
 and in both; averaged over users. ``chance`` is the same share for the whole catalogue (what a random
 top-k scores in expectation), so a visual model should be far above it, and above Pop.
+:func:`visrec.serving.taste.taste_report` applies this to finished runs.
 """
 
 from __future__ import annotations
@@ -55,36 +56,6 @@ def chance_shares(truth: Mapping, users: Iterable[str]) -> dict[str, float]:
     """What a top-k drawn uniformly from the catalogue scores in expectation."""
     catalogue = list(truth["items"])
     return taste_shares(truth, {u: catalogue for u in users})
-
-
-def run_top(run_dir: str | Path, k: int = 10) -> dict[str, list[str]]:
-    """Every user's top-k of a finished run (train items excluded), as ids."""
-    from visrec.serving.topk import recommend_users
-    from visrec.training.run import load_run
-
-    run = load_run(run_dir)
-    dataset = run.dataset
-    users = np.arange(dataset.n_users)
-    recs = recommend_users(run.model, dataset, users, k)
-    ids = np.asarray(run.model.items.ids)
-    return {
-        dataset.users.id(u): [str(i) for i in ids[r.items]]
-        for u, r in zip(users, recs, strict=True)
-    }
-
-
-def taste_report(data_dir: str | Path, runs: Mapping[str, str | Path], k: int = 10) -> list[dict]:
-    """One row per run (name -> run folder) plus a ``chance`` row: shares of the top-k in the users'
-    palette, shape and both, best ``both`` first."""
-    truth = read_truth(data_dir)
-    rows = []
-    for name, run_dir in runs.items():
-        top = run_top(run_dir, k)
-        rows.append({"model": name, **taste_shares(truth, top), "users": len(top)})
-    rows.sort(key=lambda r: -r["both"])
-    users = list(truth["users"])
-    rows.append({"model": "(chance)", **chance_shares(truth, users), "users": len(users)})
-    return rows
 
 
 def format_taste(rows: list[dict], k: int = 10) -> str:

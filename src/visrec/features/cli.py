@@ -102,33 +102,32 @@ def extract_cmd(
     Unreadable images are skipped and listed in OUT/report.json and OUT/failed.csv, as are items of
     the interactions without an image (when IMAGES is a dataset folder).
     """
-    from visrec.distributed import init_from_env, local_device, shutdown
+    from visrec.distributed import local_device, torchrun
     from visrec.features.sharded import extract_sharded
 
     paths, items = _images_and_items(images)
-    ctx = init_from_env()  # under torchrun: one image shard per rank, merged by rank 0
-    if ctx.active and device is None:
-        device = local_device()
-    store = extract_sharded(
-        paths,
-        out,
-        ctx,
-        items=items,
-        backbone=backbone,
-        layer=layer,
-        weights=weights,
-        precision=precision,
-        dtype=dtype,
-        input_size=input_size,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        compile=compile_,
-        resume=resume,
-        overwrite=overwrite,
-        progress=progress,
-    )
-    shutdown(ctx)
+    with torchrun() as ctx:  # under torchrun: one image shard per rank, merged by rank 0
+        if ctx.active and device is None:
+            device = local_device()
+        store = extract_sharded(
+            paths,
+            out,
+            ctx,
+            items=items,
+            backbone=backbone,
+            layer=layer,
+            weights=weights,
+            precision=precision,
+            dtype=dtype,
+            input_size=input_size,
+            batch_size=batch_size,
+            workers=workers,
+            device=device,
+            compile=compile_,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+        )
     if not ctx.is_main:
         return
     report = store.report

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from visrec._io import atomic_dir
 from visrec.data.images import ImageReadError, id_problem, load_rgb, scan_image_folder
+from visrec.devices import progress_disabled, resolve_device
 from visrec.errors import ConfigError, DataError
 from visrec.features import runtime
 from visrec.features.backbones import create_backbone
@@ -86,7 +87,7 @@ def extract_features(
         log.info("%s is already complete", out)
         return FeatureStore.open(out)
     check_writable(out, overwrite)
-    dev = runtime.resolve_device(device)
+    dev = resolve_device(device)
     precision = runtime.resolve_precision(config.precision, dev)
     body, prep = create_backbone(config.backbone, config.weights, config.layer)
     prep = _resize_input(prep, config.input_size)
@@ -235,7 +236,7 @@ def _run(
     bar = tqdm(
         total=len(pending),
         unit="img",
-        disable=(None if progress is None else not progress),
+        disable=progress_disabled(progress),
         desc="extract",
     )
     with torch.inference_mode(), open(partial / FAILED_LOG, "a", encoding="utf-8") as failed_log:

@@ -154,3 +154,8 @@ def export_legacy(store: FeatureStore, path: str | os.PathLike) -> Path:
     with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as handle:
         np.save(handle, rows, allow_pickle=True)
     return path
+
+
+def import_tutorial_embeddings(npy: str | os.PathLike, out: str | os.PathLike) -> FeatureStore:
+    """``visrec data fetch --embeddings``: the tutorial's ResNet50 ``.npy``, read with the opt-in."""
+    return import_legacy(npy, out, allow_pickle=True, backbone="resnet50")

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from visrec._io import atomic_dir
-from visrec.distributed import barrier, shard
+from visrec.distributed import DistContext, barrier, shard
 from visrec.errors import ConfigError, DataError
 from visrec.features.extract import _image_paths, extract_features
 from visrec.features.store import FEATURES, FeatureStore, check_writable, write_sidecars
-from visrec.training.trainer import DistContext
 
 log = logging.getLogger(__name__)
 

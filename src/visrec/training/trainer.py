@@ -14,25 +14,25 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from visrec._io import atomic_path, load_tensor_file, write_text
+from visrec.data.dataset import Dataset
+from visrec.devices import progress_disabled
+from visrec.distributed import DistContext
 from visrec.errors import ConfigError, DataError, VisrecError
+from visrec.evaluation import validation_score
+from visrec.models.base import Recommender
+from visrec.models.capabilities import TrainOptions, TrainsByGradient
 from visrec.training.losses import bce_loss, bpr_loss, warp_loss
-
-if TYPE_CHECKING:
-    from visrec.data.dataset import Dataset
-    from visrec.models.gradient import GradientRecommender
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -41,26 +41,6 @@ LOG_FILE = "train_log.jsonl"
 
 class TrainingError(VisrecError):
     """Training cannot go on (non-finite loss, incompatible checkpoint)."""
-
-
-@dataclass(frozen=True)
-class DistContext:
-    """Where this process sits in a torch.distributed job (world_size 1 = plain single process)."""
-
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
-
-
-def progress_enabled() -> bool:
-    return sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE")
 
 
 def format_epoch(row: dict, epochs: int | None = None) -> str:
@@ -78,11 +58,11 @@ def epoch_rng(seed: int, epoch: int, rank: int = 0) -> np.random.Generator:
 
 
 class Trainer:
-    """Fits ``model.module`` (see :class:`~visrec.models.gradient.GradientRecommender`)."""
+    """Fits ``model.module`` of a :class:`~visrec.models.capabilities.TrainsByGradient` model."""
 
     def __init__(
         self,
-        model: GradientRecommender,
+        model: TrainsByGradient,
         dataset: Dataset,
         *,
         run_dir: str | Path | None = None,
@@ -162,8 +142,6 @@ class Trainer:
     def _wrap(self, module: torch.nn.Module):
         if not self.dist.active:
             return module
-        from torch.nn.parallel import DistributedDataParallel
-
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids)
 
@@ -179,7 +157,7 @@ class Trainer:
             range(0, n, cfg.batch_size),
             desc=f"epoch {epoch}",
             leave=False,
-            disable=not progress_enabled(),
+            disable=progress_disabled(),
             unit="batch",
         )
         with torch.random.fork_rng(devices=self._fork_devices()):
@@ -219,8 +197,6 @@ class Trainer:
         return warp_loss(pos, neg, n_items=self.dataset.n_items)
 
     def _validate(self) -> float:
-        from visrec.evaluation import validation_score
-
         self.model.module.eval()
         return float(validation_score(self.model.score, self.dataset, metric=self.cfg.val_metric))
 
@@ -277,3 +253,28 @@ class Trainer:
             raise DataError(f"damaged training checkpoint ({reason}); {fix}", path=path) from None
         log.info("resumed from %s after epoch %d", path, epoch)
         return epoch
+
+
+def train_module(model: TrainsByGradient, dataset: Dataset, options: TrainOptions) -> list[dict]:
+    """The ``TrainOptions.trainer`` of every gradient fit: the Trainer's loop, its history returned."""
+    return Trainer(
+        model,
+        dataset,
+        run_dir=options.run_dir,
+        resume=options.resume,
+        dist=options.dist,
+        on_batch=options.on_batch,
+        on_epoch=options.on_epoch,
+    ).fit()
+
+
+def fit_model(
+    model: Recommender, dataset: Dataset, features=None, options: TrainOptions | None = None
+) -> Recommender:
+    """Fit any model: gradient models through the Trainer (``options``: run_dir, resume, dist, ...),
+    the others with their own ``fit``."""
+    if isinstance(model, TrainsByGradient):
+        options = options or TrainOptions()
+        trainer = options.trainer or train_module
+        return model.fit(dataset, features, replace(options, trainer=trainer))
+    return model.fit(dataset, features)

@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from visrec.errors import ConfigError, DataError
+from visrec.models.capabilities import ScoresProfiles
 from visrec.serving import recommend_profile
 from visrec.viewer.docs import add_offline_docs
 from visrec.viewer.state import ViewerState
@@ -78,7 +79,7 @@ def create_app(state: ViewerState) -> FastAPI:
     @app.post("/api/recommend")
     def api_recommend(body: ProfileRequest) -> dict:
         run = state.run(body.run)
-        if not run.model.profile_based:
+        if not isinstance(run.model, ScoresProfiles):
             raise ConfigError(f"run {body.run} ({run.meta['model']}) cannot serve a new profile")
         profile = run.model.items.indices(body.items)
         rec = recommend_profile(run.model, profile, body.k)

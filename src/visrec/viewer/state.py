@@ -16,8 +16,11 @@ from visrec._io import atomic_path
 from visrec.data.images import inside, load_rgb, scan_image_folder
 from visrec.errors import DataError
 from visrec.evaluation import evaluate
+from visrec.features import FeatureStore
+from visrec.models.capabilities import Explains
+from visrec.runs import Run, load_run
 from visrec.serving import recommend_users, similar_items
-from visrec.training.run import Run, load_run
+from visrec.serving.index import build_index
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ class ViewerState:
 
     def attention(self, run_no: int, user_idx: int) -> dict | None:
         model = self.run(run_no).model
-        if not hasattr(model, "explain"):
+        if not isinstance(model, Explains):
             return None
         maps = model.explain([user_idx])
         profile = maps["profile"][0].numpy()
@@ -108,8 +111,6 @@ class ViewerState:
             if path is None:
                 return None
             try:
-                from visrec.features import FeatureStore
-
                 array, _ = FeatureStore.open(path).aligned(self.dataset.items, missing="zero")
                 self._vectors = np.asarray(array, dtype=np.float32)
             except (DataError, OSError) as exc:
@@ -172,17 +173,5 @@ def _served_images(images_dir: Path, runs: list[Run]) -> dict[str, Path]:
 
 def _indexes(runs: list[Run], index: str) -> dict:
     """A faiss index per dot-product run (``index == "faiss"``); other runs keep exact scoring."""
-    from visrec.serving.index import build_index, import_faiss
-
-    if index == "exact":
-        return {}
-    import_faiss()  # a clear error naming the extra, before any work
-    out = {}
-    for n, run in enumerate(runs):
-        if hasattr(run.model, "dot_factors"):
-            out[n] = build_index(run.model, index)
-        else:
-            log.warning(
-                "run %d (%s) is not a dot-product model: exact scoring", n, run.meta["model"]
-            )
-    return out
+    indexed = {n: build_index(run.model, index, fallback=True) for n, run in enumerate(runs)}
+    return {n: model for n, model in indexed.items() if model is not None}

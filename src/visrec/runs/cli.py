@@ -1,14 +1,22 @@
-"""``visrec train`` and ``visrec models``."""
+"""``visrec train``, ``visrec models`` and ``visrec evaluate``."""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from visrec.choices import DEFAULT_METRICS, EVAL_MODES, EVAL_SPLITS, METRICS
 from visrec.choices import SPLIT_METHODS as METHODS
 from visrec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from visrec.runs.directory import DataSpec
+
+# Heavy modules (torch, pandas, the runs package) are imported inside the command bodies, so that
+# `visrec train --help` and `visrec evaluate --help` answer without them (tests/test_cli_startup.py).
 
 
 def parse_sets(values: tuple[str, ...]) -> dict:
@@ -89,18 +97,21 @@ def make_data_spec(
     min_rating,
     cold_fraction=0.1,
     split_seed=0,
-):
-    filters = {}
-    if min_user > 1 or min_item > 1:
-        filters |= {"min_user": min_user, "min_item": min_item}
-    if min_rating is not None:
-        filters["min_rating"] = min_rating
-    from visrec.training.run import DataSpec
+) -> DataSpec:
+    """The :func:`~visrec.runs.data_spec` of the :func:`data_options` flags."""
+    from visrec.runs.directory import data_spec
 
-    split = {"method": split_method, "validation": not no_validation, "cutoff": cutoff}
-    if split_method == "cold-items":
-        split |= {"cold_fraction": cold_fraction, "seed": split_seed}
-    return DataSpec(str(Path(data_path).resolve()), split, filters)
+    return data_spec(
+        data_path,
+        split=split_method,
+        validation=not no_validation,
+        cutoff=cutoff,
+        cold_fraction=cold_fraction,
+        split_seed=split_seed,
+        min_user=min_user,
+        min_item=min_item,
+        min_rating=min_rating,
+    )
 
 
 @click.command("train")
@@ -140,24 +151,22 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
     config = read_config(config_file) | parse_sets(sets)
     data = make_data_spec(**data_kw)
     source = images or features
-    from visrec.distributed import barrier, init_from_env, shutdown
-    from visrec.training.run import train_run
+    from visrec.distributed import torchrun
+    from visrec.runs.train import train_run
     from visrec.training.trainer import format_epoch
 
-    ctx = init_from_env()
-    model = train_run(
-        model_name,
-        data,
-        out,
-        config=config,
-        features=str(source) if source else None,
-        resume=resume,
-        force=force,
-        dist=ctx,
-        on_epoch=lambda row, epochs: click.echo(format_epoch(row, epochs)),
-    )
-    barrier(ctx)
-    shutdown(ctx)
+    with torchrun(barrier_at_end=True) as ctx:
+        model = train_run(
+            model_name,
+            data,
+            out,
+            config=config,
+            features=str(source) if source else None,
+            resume=resume,
+            force=force,
+            dist=ctx,
+            on_epoch=lambda row, epochs: click.echo(format_epoch(row, epochs)),
+        )
     if not ctx.is_main:
         return
     info = model.info.get("training", {})
@@ -176,12 +185,14 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
 def models_cmd(name: str | None) -> None:
     """List the registered models, or show one model's options."""
     from visrec.models import registry
+    from visrec.models.capabilities import ScoresProfiles
 
     names = [name] if name else registry.names()
     for model_name in names:
         cls = registry.get(model_name)
-        extras = [f"features: {cls.features}"] if cls.features else []
-        if cls.profile_based:
+        kinds = ", ".join(i.kind for i in cls.inputs)
+        extras = [f"features: {kinds}"] if kinds else []
+        if issubclass(cls, ScoresProfiles):
             extras.append("profile-based (serves new users)")
         click.echo(
             f"{model_name:<12} {cls.__name__}" + (f"  [{'; '.join(extras)}]" if extras else "")
@@ -189,3 +200,91 @@ def models_cmd(name: str | None) -> None:
         if name:
             for field_name, type_name, default, doc in cls.config_class.describe():
                 click.echo(f"  {field_name:<20} {type_name:<8} {default!s:<10} {doc}")
+
+
+@click.command("evaluate")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(EVAL_SPLITS), default="test", show_default=True)
+@click.option(
+    "--mode",
+    "modes",
+    type=click.Choice(EVAL_MODES),
+    multiple=True,
+    default=("full",),
+    show_default=True,
+    help="full ranking, sampled negatives (labelled), the IUI 2021 tutorial's definitions, or on a "
+    "cold-item split cold (new items among new items) and mixed (among all unconsumed items); "
+    "repeat to compute several modes from one scoring pass.",
+)
+@click.option(
+    "--metric",
+    "metric_names",
+    type=click.Choice(METRICS),
+    multiple=True,
+    help=f"Metrics to compute (repeat); default {', '.join(DEFAULT_METRICS)}.",
+)
+@click.option(
+    "--ks",
+    default=None,
+    help="Comma-separated cut-offs of the metrics with k (default 20,100,200).",
+)
+@click.option(
+    "--item-features",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Feature store whose item vectors the diversity metric compares.",
+)
+@click.option(
+    "--negatives",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Random negatives per user in sampled mode.",
+)
+@click.option(
+    "--block-size",
+    type=click.IntRange(1),
+    default=None,
+    help="Users scored at once (bounds memory; never changes a result). Default: ~16.8M scores.",
+)
+@click.option("--seed", type=click.IntRange(0), default=0, help="Seed of the sampled negatives.")
+@click.option("--force", is_flag=True, help="Replace an earlier evaluation of the same kind.")
+def evaluate_cmd(
+    run_dir, split, modes, metric_names, ks, item_features, negatives, block_size, seed, force
+):
+    """Evaluate the run in RUN_DIR; write RUN_DIR/eval/<split>-<mode>.json (means) and .csv (per user)."""
+    from visrec.distributed import torchrun
+    from visrec.runs.evaluate import eval_paths, evaluate_run_modes
+
+    options = {}
+    if metric_names:
+        options["metrics"] = metric_names
+    if ks is not None:
+        try:
+            options["ks"] = tuple(int(k) for k in ks.split(","))
+        except ValueError:
+            raise click.BadParameter(
+                f"{ks!r}: expected integers like 20,100", param_hint="--ks"
+            ) from None
+    if item_features is not None:
+        options["item_features"] = str(item_features)
+    with torchrun() as ctx:  # under torchrun: users split across ranks, rank 0 writes
+        results = evaluate_run_modes(
+            run_dir,
+            dist=ctx,
+            split=split,
+            modes=modes,
+            n_negatives=negatives,
+            existing="overwrite" if force else "refuse",
+            block_size=block_size,
+            seed=seed,
+            **options,
+        )
+    if not ctx.is_main:
+        return
+    for mode, result in results.items():
+        json_path, csv_path = eval_paths(run_dir, split, mode, negatives)
+        click.echo(result.summary())
+        if result.skipped:
+            click.echo(f"  {len(result.skipped)} users skipped (no candidate negative left)")
+        click.echo(f"wrote {json_path} and {csv_path}")

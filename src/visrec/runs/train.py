@@ -1,12 +1,4 @@
-"""Run directories: everything one training run produced, enough to evaluate, recommend and serve.
-
-```
-RUN_DIR/
-  run.json          model name, config, data/feature paths, split and filters, status, timings
-  model/            the fitted Recommender (model.json + weights.pt, no pickle)
-  checkpoint.pt     last finished epoch (gradient models; what --resume continues from)
-  train_log.jsonl   one line per epoch: loss, validation metric, lr, seconds, triplets/s
-```
+"""Training into a run directory (layout in :mod:`visrec.runs.directory`).
 
 A finished run is never replaced by a failed one: with ``force`` the new run trains in a sibling folder
 ``.NAME.next`` and takes the place of the old one only when it finishes.
@@ -18,38 +10,24 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from visrec import __version__
-from visrec._io import read_json, read_json_object, write_json
+from visrec._io import read_json, write_json
 from visrec.data.dataset import Dataset
-from visrec.data.loaders import open_dataset
-from visrec.data.split import SplitSpec
-from visrec.errors import ConfigError, DataError, VisrecError
+from visrec.distributed import DistContext, local_device
+from visrec.errors import ConfigError, VisrecError
+from visrec.features import FeatureStore
+from visrec.features.pixel_cache import open_pixels
 from visrec.models import Recommender, create, get
+from visrec.models.capabilities import FeatureInput, TrainOptions, TrainsByGradient
+from visrec.runs.directory import RUN_FILE, DataSpec
+from visrec.training import fit_model
 from visrec.training.trainer import CHECKPOINT
 
 log = logging.getLogger(__name__)
-RUN_FILE = "run.json"
-_RERUN = "train it again (visrec train ... --force)"
-
-
-@dataclass
-class DataSpec:
-    """Where the data comes from and how it is split: recorded so a run rebuilds the same Dataset."""
-
-    path: str
-    split: dict = field(default_factory=lambda: SplitSpec().to_dict())
-    filters: dict = field(default_factory=dict)
-
-    def build(self) -> Dataset:
-        source = open_dataset(self.path)
-        return source.build(SplitSpec(**self.split), **self.filters)
-
-    def images_dir(self) -> Path | None:
-        return open_dataset(self.path).images_dir
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -62,35 +40,56 @@ def is_finished(run_dir: Path) -> bool:
 
 def load_features(
     model_cls: type[Recommender],
-    features: str | None,
+    features: str | Mapping[str, str] | None,
     data: DataSpec,
     dataset: Dataset,
     image_size: int | None = None,
 ):
-    """Open what the model reads besides interactions (a FeatureStore, or a pixel cache)."""
-    kind = model_cls.features
-    if kind is None:
-        return None
-    if kind == "pixels":
-        from visrec.features.pixel_cache import open_pixels
+    """Open what the model reads besides interactions (its declared ``inputs``).
 
-        images = Path(features) if features else data.images_dir()
+    ``features``: a path, or a mapping input name -> path for a model with several inputs. Returns
+    None, the one input's source (a FeatureStore or a pixel cache), or a mapping name -> source.
+    """
+    inputs = model_cls.inputs
+    if not inputs:
+        return None
+    if isinstance(features, Mapping):
+        paths = dict(features)
+    elif len(inputs) == 1:
+        paths = {inputs[0].name: features}
+    else:
+        names = ", ".join(i.name for i in inputs)
+        raise ConfigError(f"{model_cls.name} reads several feature sources: give paths for {names}")
+    opened = {
+        i.name: _open_input(model_cls, i, paths.get(i.name), data, dataset, image_size)
+        for i in inputs
+    }
+    return opened[inputs[0].name] if len(inputs) == 1 else opened
+
+
+def _open_input(
+    model_cls: type[Recommender],
+    spec: FeatureInput,
+    path: str | None,
+    data: DataSpec,
+    dataset: Dataset,
+    image_size: int | None,
+):
+    kind = spec.kind
+    if kind == "pixels":
+        images = Path(path) if path else data.images_dir()
         if images is None:
             raise ConfigError(f"{model_cls.name} trains from pixels: pass --images DIR")
         return open_pixels(images, dataset.items, image_size or model_cls.config_class().image_size)
-    if not features:
+    if not path:
         raise ConfigError(
             f"{model_cls.name} needs {kind} item features: pass --features STORE "
             f"(made by `visrec extract`)"
         )
-    from visrec.features import FeatureStore
-
-    store = FeatureStore.open(features)
+    store = FeatureStore.open(path)
     if (kind == "spatial") != store.is_spatial:
         want = "spatial maps (--layer layer4 or similar)" if kind == "spatial" else "pooled vectors"
-        raise ConfigError(
-            f"{model_cls.name} needs {want}; {features} holds shape {store.array.shape}"
-        )
+        raise ConfigError(f"{model_cls.name} needs {want}; {path} holds shape {store.array.shape}")
     store.check_coverage(dataset.items)  # before the run folder exists: another dataset's store
     return store
 
@@ -101,17 +100,18 @@ def train_run(
     out: str | Path,
     *,
     config: dict | None = None,
-    features: str | None = None,
+    features: str | Mapping[str, str] | None = None,
     resume: bool = False,
     force: bool = False,
-    dist=None,
+    dist: DistContext | None = None,
     on_epoch: Callable[[dict, int], None] | None = None,
 ) -> Recommender:
     """Train ``model_name`` on ``data`` into the run directory ``out`` (see module docstring).
 
-    ``dist`` (a DistContext, from :func:`visrec.distributed.init_from_env` under torchrun): every rank
-    trains its DDP replica on its own share of triplets; rank 0 alone writes files. ``on_epoch``
-    (gradient models, rank 0) receives each epoch's log row (as written to train_log.jsonl) and the maximum epochs.
+    ``features``: the feature store (or image folder) path, or a mapping input name -> path.
+    ``dist`` (from :func:`visrec.distributed.torchrun`): every rank trains its DDP replica on its own
+    share of triplets; rank 0 alone writes files. ``on_epoch`` (gradient models, rank 0) receives each
+    epoch's log row (as written to train_log.jsonl) and the maximum epochs.
     """
     out = Path(out)
     cls = get(model_name)
@@ -137,12 +137,13 @@ def train_run(
     if work != out and not resume and work.exists():
         shutil.rmtree(work)
     dataset = data.build()
-    feats = load_features(cls, features, data, dataset, getattr(model.config, "image_size", None))
+    pixels = any(i.kind == "pixels" for i in cls.inputs)  # pixel models' configs have image_size
+    feats = load_features(cls, features, data, dataset, model.config.image_size if pixels else None)
     meta = {
         "model": model_name,
         "config": model.config.to_dict(),
         "data": data.__dict__,
-        "features": str(Path(features).resolve()) if features else None,
+        "features": _resolved(features),
         "status": "running",
         "visrec_version": __version__,
         "started": time.time(),
@@ -154,18 +155,16 @@ def train_run(
         work.mkdir(parents=True, exist_ok=True)
         write_json(work / RUN_FILE, meta)
     began = time.perf_counter()
-    options = {"run_dir": work, "resume": resume} if hasattr(model, "module") else {}
-    if dist is not None and dist.active and hasattr(model, "module"):
-        from visrec.distributed import local_device
-
-        if model.config.device == "auto":
-            model.to(local_device())
-        options["dist"] = dist
-        meta["world_size"] = dist.world_size
-    if on_epoch is not None and hasattr(model, "module"):
-        options["on_epoch"] = on_epoch
+    options = None
+    if isinstance(model, TrainsByGradient):
+        options = TrainOptions(run_dir=work, resume=resume, on_epoch=on_epoch)
+        if dist is not None and dist.active:
+            if model.config.device == "auto":
+                model.to(local_device())
+            options = replace(options, dist=dist)
+            meta["world_size"] = dist.world_size
     try:
-        model.fit(dataset, feats, **options)
+        fit_model(model, dataset, feats, options)
     except BaseException:
         if main and not resume:
             _discard_unstarted(work, created)
@@ -193,6 +192,14 @@ def _discard_unstarted(work: Path, created: bool) -> None:
         (work / RUN_FILE).unlink(missing_ok=True)
 
 
+def _resolved(features: str | Mapping[str, str] | None) -> str | dict | None:
+    if not features:
+        return None
+    if isinstance(features, Mapping):
+        return {name: str(Path(path).resolve()) for name, path in features.items()}
+    return str(Path(features).resolve())
+
+
 def _swap(new: Path, old: Path) -> None:
     backup = old.parent / f".{old.name}.old"
     if backup.exists():
@@ -200,47 +207,3 @@ def _swap(new: Path, old: Path) -> None:
     os.replace(old, backup)
     os.replace(new, old)
     shutil.rmtree(backup, ignore_errors=True)
-
-
-@dataclass
-class Run:
-    """A finished run, loaded: its model, its dataset rebuilt from the recorded spec, and its metadata."""
-
-    path: Path
-    meta: dict
-    model: Recommender
-    data: DataSpec
-
-    _dataset: Dataset | None = None
-
-    @property
-    def dataset(self) -> Dataset:
-        if self._dataset is None:
-            self._dataset = self.data.build()
-            if list(self._dataset.items.ids) != list(self.model.items.ids):
-                raise DataError(
-                    "the data changed since this run was trained (item vocabulary differs)",
-                    path=self.data.path,
-                )
-        return self._dataset
-
-
-def load_run(run_dir: str | Path) -> Run:
-    """Open a finished run directory; clear errors for a missing or unfinished one."""
-    run_dir = Path(run_dir)
-    if not (run_dir / RUN_FILE).is_file():
-        raise DataError("not a visrec run directory (no run.json)", path=run_dir)
-    meta = read_json_object(run_dir / RUN_FILE, what="run metadata", fix=_RERUN)
-    if meta.get("status") != "finished":
-        raise VisrecError(
-            f"{run_dir}: the run has not finished (status {meta.get('status')!r}); "
-            "continue it with `visrec train ... --resume`"
-        )
-    model = Recommender.load(run_dir / "model")
-    try:
-        data = DataSpec(**meta["data"])
-    except (KeyError, TypeError) as exc:
-        raise DataError(
-            f"damaged run metadata (data: {exc}); {_RERUN}", path=run_dir / RUN_FILE
-        ) from None
-    return Run(run_dir, meta, model, data)
