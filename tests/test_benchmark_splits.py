@@ -118,7 +118,7 @@ def test_na_rows_in_markdown_and_csv(finished):
     md = (finished / "results.md").read_text()
     assert "## split warm: full" in md and "## split cold: cold" in md
     assert f"| pop | {NA} |" in md and "| AUC[cold] |" in md
-    table = pd.read_csv(finished / "results.csv", dtype=str)
+    table = pd.read_csv(finished / "results.csv", dtype=str, keep_default_na=False)
     na = table[(table["split"] == "cold") & (table["model"] == "bpr")]
     assert len(na) == 16 and set(na["mean"]) == {NA} and set(na["status"]) == {"n/a"}
     warm = table[table["split"] == "warm"]

@@ -165,7 +165,7 @@ def _from_store(path: Path, trained: FeatureStore, kind: str) -> NewItems:
         _check_settings(store.meta, trained.meta, "new item features")
     except DataError as exc:
         raise DataError(str(exc), path=path) from None
-    content = np.asarray(store.array, dtype=np.float32)
+    content = np.array(store.array, dtype=np.float32)  # a writable copy of the memmap
     return NewItems([str(i) for i in store.ids], content, kind, problems=_store_problems(store))
 
 
