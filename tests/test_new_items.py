@@ -1,8 +1,9 @@
 """New items after training: `visrec recommend RUN --new-items`, the Python API and the viewer.
 
 A run is trained on a cold-item split of the demo with features extracted by visrec (resnet18, random
-weights, 32 px); new items are copies of known item images under new ids, so the features the run's own
-extraction settings give them must equal the known items' rows, and so must their scores.
+weights, 32 px); new items are copies of the images of cold items (known ids, no train interaction)
+under new ids, so the features the run's own extraction settings give them must equal those items' rows,
+and so must their scores.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def setup(demo_dir, tmp_path_factory):
         runs[name] = root / name
     new = root / "new"
     new.mkdir()
-    images = sorted((demo_dir / "images").iterdir())[:COPIED]
+    dataset = load_run(runs["visrank"]).dataset  # twins: cold items (no train interaction)
+    cold = set(dataset.items.ids_of(dataset.cold_items("test")[:COPIED]).tolist())
+    images = sorted(p for p in (demo_dir / "images").iterdir() if p.stem in cold)
     for k, path in enumerate(images):
         shutil.copy(path, new / f"new{k}{path.suffix}")
     (new / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
@@ -147,3 +150,22 @@ def test_viewer_new_item_audience(setup, demo_dir, tmp_path):
     assert client.get("/new-thumbs/new1").status_code == 200
     assert client.get("/api/new-items/nope/audience").status_code == 404
     assert client.get("/new-thumbs/..%2F..%2Fetc%2Fpasswd").status_code == 404
+
+
+def test_dvbpr_new_items_from_pixels_match_the_known_twins(setup, demo_dir, tmp_path):
+    """A pixel model: new images decoded as its pixel cache decodes them score as their known twins."""
+    sets = ["image_size=16", "factors=4", "latent_dim=3", "fc_dim=16", "width=0.125", "epochs=1",
+            "batch_size=256", "device=cpu"]  # fmt: skip
+    run_dir = tmp_path / "dvbpr"
+    args = ["train", "dvbpr", "--data", str(demo_dir), *COLD, "-o", str(run_dir)]
+    assert main(args + [x for s in sets for x in ("--set", s)]) == 0
+    run = load_run(run_dir)
+    items = load_new_items(run, setup["new"])
+    assert items.kind == "pixels" and items.content.shape == (COPIED, 16, 16, 3)
+    assert items.content.dtype == np.uint8 and len(items.problems) == 1
+    scores = run.model.score(np.arange(run.dataset.n_users)).float()
+    twins = run.model.items.indices(setup["copied"])
+    news = run.model.score_new_items(np.arange(run.dataset.n_users), items.content).float()
+    torch.testing.assert_close(news, scores[:, torch.from_numpy(twins)], rtol=1e-4, atol=1e-5)
+    with pytest.raises(Exception, match="from pixels: give a folder of their images"):
+        load_new_items(run, setup["store"])
