@@ -77,7 +77,7 @@ def test_component_attention_is_distribution_over_regions(fitted, demo_dataset):
     assert torch.equal(beta[~real], torch.zeros_like(beta[~real]))
     assert torch.allclose(alpha.sum(-1), torch.ones(20), atol=1e-6)
     assert torch.equal(alpha[~real], torch.zeros_like(alpha[~real]))
-    sizes = np.minimum(demo_dataset.profile_sizes[users], 10)
+    sizes = np.minimum(demo_dataset.history("test").sizes[users], 10)  # train + validation basket
     assert torch.equal(real.sum(1), torch.from_numpy(sizes))
 
 

@@ -93,7 +93,12 @@ class ViewerState:
         run = self.run(run_no)
         if run.dataset.test[user_idx].nnz == 0:
             return {}
-        res = evaluate(run.model.score, run.dataset, split="test", users=np.array([user_idx]))
+        res = evaluate(
+            run.model.scorer(run.dataset, "test"),
+            run.dataset,
+            split="test",
+            users=np.array([user_idx]),
+        )
         return {k: float(v) for k, v in res.means.items()}
 
     def attention(self, run_no: int, user_idx: int) -> dict | None:
