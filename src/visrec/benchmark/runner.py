@@ -34,7 +34,7 @@ from visrec.data.dataset import Dataset
 from visrec.errors import VisrecError
 from visrec.evaluation.results import EvalResult, metric_key
 from visrec.models import create, get
-from visrec.models.capabilities import ScoresNewItems
+from visrec.models.capabilities import scores_new_items
 from visrec.runs import (
     RUN_FILE,
     DataSpec,
@@ -115,7 +115,7 @@ def run_benchmark(
     for i, spec in enumerate(config.models, 1):
         echo(f"[{i}/{len(config.models)}] {spec.name} ({spec.model})")
         outcome = ModelOutcome(spec)
-        if split.cold and not issubclass(get(spec.model), ScoresNewItems):
+        if split.cold and not scores_new_items(get(spec.model)):
             outcome.status, outcome.error = NOT_APPLICABLE, CANNOT_SCORE_NEW
             echo(f"  {CANNOT_SCORE_NEW}: not trained on this cold-item split")
             outcomes.append(outcome)

@@ -29,7 +29,7 @@ from visrec.features import FeatureStore
 from visrec.features.extract import ExtractConfig, extract_features
 from visrec.features.pixel_cache import decode_pixels
 from visrec.models import Recommender, registry
-from visrec.models.capabilities import ScoresNewItems
+from visrec.models.capabilities import ScoresNewItems, scores_new_items
 
 SETTINGS = ("backbone", "layer", "weights", "input_size", "resize", "mean", "std")
 """Feature-store metadata that must agree between a run's store and the new items' features."""
@@ -55,7 +55,7 @@ class NewItems:
 
 def models_scoring_new_items() -> list[str]:
     """Registry names of the models that can score new items from their content."""
-    return [name for name in registry.names() if issubclass(registry.get(name), ScoresNewItems)]
+    return [name for name in registry.names() if scores_new_items(registry.get(name))]
 
 
 def check_scores_new_items(model: Recommender) -> ScoresNewItems:
