@@ -172,7 +172,11 @@ def _from_store(path: Path, trained: FeatureStore, kind: str) -> NewItems:
 def _store_problems(store: FeatureStore) -> list[dict[str, str]]:
     report = store.report
     rows = list(report.get("failed", [])) + list(report.get("refused_files", []))
-    return [{"path": str(r.get("path", "")), "reason": str(r.get("reason", ""))} for r in rows]
+    out = []
+    for row in rows:
+        path = str(row.get("path", ""))
+        out.append({"path": path, "reason": str(row.get("reason", "")).removeprefix(f"{path}: ")})
+    return out
 
 
 def extraction_config(meta: dict, weights: str | Path | None = None) -> ExtractConfig:
