@@ -159,9 +159,7 @@ def profile_triplets(
         "users": users,
         "profile": profile_windows(dataset, positions, users, max_profile),
         "pos": dataset.profile_items[positions].astype(np.int64),
-        "neg": sample_negatives(
-            dataset.train, users, n_negatives, rng, never=new_items(dataset)
-        ),
+        "neg": sample_negatives(dataset.train, users, n_negatives, rng, never=new_items(dataset)),
     }
 
 
