@@ -1,7 +1,8 @@
 """Benchmarks: a suite of models on one dataset, trained or reused, selected on validation, compared on
 test with confidence intervals and significance marks, plus the tutorial's plots (docs/benchmark.md).
 
-``run_suite(config_path, out)`` is what ``visrec benchmark CONFIG.toml`` calls.
+:class:`Experiment` runs one from Python; ``run_suite(config_path, out)``, what
+``visrec benchmark CONFIG.toml`` calls, builds the Experiment from the TOML and runs it.
 """
 
 from __future__ import annotations
@@ -10,15 +11,15 @@ import logging
 from pathlib import Path
 
 from visrec.benchmark.config import BenchmarkConfig, ModelSpec, load_config
-from visrec.benchmark.plots import write_plots
-from visrec.benchmark.report import summarise, write_reports
+from visrec.benchmark.experiment import Experiment, Results
 from visrec.benchmark.runner import Echo, ModelOutcome, run_benchmark
-from visrec.errors import VisrecError
 
 __all__ = [
     "BenchmarkConfig",
+    "Experiment",
     "ModelOutcome",
     "ModelSpec",
+    "Results",
     "load_config",
     "run_benchmark",
     "run_suite",
@@ -40,16 +41,5 @@ def run_suite(
     Returns the results.json content. Raises :class:`visrec.errors.VisrecError` only if every model
     failed (each failure is otherwise recorded in the tables).
     """
-    config = load_config(config_path)
-    out = Path(out)
-    outcomes = run_benchmark(config, out, force=force, echo=echo)
-    dataset = config.data.build()
-    summary = summarise(outcomes, config, dataset.summary())
-    pngs = []
-    if plots:
-        pngs = write_plots(outcomes, out / "plots", tuple(summary["metrics"]))
-    write_reports(summary, out, pngs)
-    summary["plots"] = [str(p) for p in pngs]
-    if not any(o.ok for o in outcomes):
-        raise VisrecError(f"every model of {config_path} failed; see {out / 'results.md'}")
-    return summary
+    experiment = Experiment.from_toml(config_path)
+    return experiment.run(out, force=force, plots=plots, echo=echo).summary

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec._config import Typed, build
+from visrec.benchmark.backbones import AXIS, BackbonesTable
 from visrec.errors import ConfigError
 from visrec.evaluation import registry
 from visrec.evaluation.metrics import DEFAULT_KS
@@ -35,6 +36,8 @@ class FileTables(Typed):
     """Name -> feature store folder (or image folder for pixel models), relative to the file."""
     benchmark: dict = field(default_factory=dict)
     """Statistics and model selection (:class:`BenchmarkTable`)."""
+    backbones: dict = field(default_factory=dict)
+    """The backbone axis (:class:`visrec.benchmark.backbones.BackbonesTable`)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ class ModelSpec:
     """Resolved path of the feature store (or image folder) the model reads."""
     config: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
+    backbone: str | None = None
+    """On the backbone axis: the backbone whose pooled features it reads (filled in at run time)."""
 
     def candidates(self) -> list[tuple[str, dict]]:
         """(run folder name, full option dict) of every grid point; one entry without a grid."""
@@ -161,6 +166,8 @@ class BenchmarkConfig:
     select_metric: str = "AUC"
     block_size: int | None = None
     """Users scored at once in evaluation; None: the engine's default (about 16.8M scores)."""
+    backbones: BackbonesTable | None = None
+    """The backbone axis, when the file has ``[backbones] names``."""
 
 
 def load_config(path: str | Path) -> BenchmarkConfig:
@@ -184,7 +191,12 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
     bench = _table(BenchmarkTable, tables.benchmark, "[benchmark] key", where)
     if not tables.models:
         raise ConfigError(f"{where}: expected at least one [[models]] entry")
-    specs = tuple(_model(entry, i, features, where) for i, entry in enumerate(tables.models))
+    axis = _backbones(tables.backbones, base, where)
+    specs = tuple(
+        spec
+        for i, entry in enumerate(tables.models)
+        for spec in _on_axis(_model(entry, i, features, where), axis, where)
+    )
     names = [m.name for m in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -199,7 +211,36 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
         alpha=float(bench.alpha),
         select_metric=bench.select_metric,
         block_size=bench.block_size,
+        backbones=axis,
     )
+
+
+def _backbones(raw: dict, base: Path, where: str) -> BackbonesTable | None:
+    table = _table(BackbonesTable, raw, "[backbones] key", where)
+    if not table.names:
+        return None
+    if table.images:
+        images = _path(table.images, base, where, "[backbones] images")
+        table = BackbonesTable(**(table.to_dict() | {"images": str(images)}))
+    return table
+
+
+def _on_axis(spec: ModelSpec, axis: BackbonesTable | None, where: str) -> list[ModelSpec]:
+    """One spec per backbone for a model entry with ``features = "backbones"``."""
+    if spec.features != AXIS:
+        return [spec]
+    if axis is None:
+        raise ConfigError(f"{where}: {spec.name} reads features = {AXIS!r}: set [backbones] names")
+    kinds = {i.kind for i in model_registry.get(spec.model).inputs}
+    if kinds != {"pooled"}:
+        raise ConfigError(
+            f"{where}: {spec.name} ({spec.model}) does not read pooled features: it cannot take "
+            f"features = {AXIS!r}"
+        )
+    return [
+        ModelSpec(f"{spec.name}@{name}", spec.model, None, spec.config, spec.grid, backbone=name)
+        for name in axis.names
+    ]
 
 
 def _table(cls, raw, what: str, where: str, label: str = ""):
@@ -247,12 +288,15 @@ def _model(entry, i: int, features: dict[str, str], where: str) -> ModelSpec:
     except ConfigError as exc:
         raise ConfigError(f"{where}: {label}: {exc}") from None
     name = spec.name or spec.model
-    if spec.features is not None and spec.features not in features:
+    if spec.features == AXIS and AXIS not in features:
+        feat = AXIS  # resolved per backbone by _on_axis
+    elif spec.features is not None and spec.features not in features:
         known = ", ".join(sorted(features)) or "none defined"
         raise ConfigError(
             f"{where}: {label} ({name}): unknown features {spec.features!r}; [features]: {known}"
         )
-    feat = features[spec.features] if spec.features else None
+    else:
+        feat = features[spec.features] if spec.features else None
     model = ModelSpec(name, spec.model, feat, spec.config, spec.grid)
     for _, options in model.candidates():
         try:
