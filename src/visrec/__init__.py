@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 from visrec.errors import DataError, VisrecError
 
-_API = ("Experiment", "LoadedRun", "Results", "load_run")
+_API = ("Experiment", "LoadedRun", "Results", "load_run", "train")
 
 __all__ = ["DataError", "VisrecError", "__version__", *_API]
 

@@ -31,16 +31,36 @@ from visrec.evaluation.results import EvalResult
 from visrec.features import FeatureStore
 from visrec.models import Recommender
 from visrec.models.capabilities import DotProduct, ScoresProfiles
-from visrec.runs import Run
+from visrec.runs import Run, data_spec, train_run
 from visrec.runs import load_run as _load_run
 from visrec.serving import Recommendation, recommend_profile, recommend_users, similar_items
 
-__all__ = ["Experiment", "LoadedRun", "Results", "load_run"]
+__all__ = ["Experiment", "LoadedRun", "Results", "load_run", "train"]
 
 
 def load_run(path: str | Path) -> LoadedRun:
     """Open a finished run directory (made by ``visrec train`` or a benchmark)."""
     return LoadedRun(_load_run(path))
+
+
+def train(
+    model: str,
+    data: str | Path,
+    out: str | Path,
+    *,
+    features: str | Path | dict[str, str] | None = None,
+    config: dict | None = None,
+    force: bool = False,
+    **split,
+) -> LoadedRun:
+    """``visrec train MODEL --data DATA -o OUT``: train into the run folder ``out`` and open it.
+
+    ``features``: the feature store (or image folder for pixel models); ``config``: model options
+    (``--set``); ``split``: keywords of :func:`visrec.runs.data_spec` (split, cutoff, min_user, ...)."""
+    if isinstance(features, Path):
+        features = str(features)
+    train_run(model, data_spec(data, **split), out, config=config, features=features, force=force)
+    return load_run(out)
 
 
 class LoadedRun:
@@ -109,7 +129,8 @@ class LoadedRun:
 
     def _item_vectors(self) -> np.ndarray:
         path = self.meta.get("features")
-        if isinstance(path, str):
+        reads_store = any(i.kind in ("pooled", "spatial") for i in self.model.inputs)
+        if isinstance(path, str) and reads_store:  # (pixel models record their image folder)
             array, _ = FeatureStore.open(path).aligned(self.dataset.items, missing="zero")
             return np.asarray(array, dtype=np.float32)
         if isinstance(self.model, DotProduct):
