@@ -127,7 +127,8 @@ def backbone_rows(summary: dict, table: BackbonesTable) -> list[dict]:
     """One row per backbone: its ImageNet top-1 and, per visual model, the test means."""
     rows = []
     for name in table.names:
-        row = {"backbone": name, "imagenet_top1": top1_of(name, table.weights), "models": {}}
+        top1 = top1_of(name, table.weights)
+        row = {"backbone": name, "weights": table.weights, "imagenet_top1": top1, "models": {}}
         for m in summary["models"]:
             if m.get("backbone") == name:
                 base = m["name"].rsplit("@", 1)[0]
@@ -136,7 +137,7 @@ def backbone_rows(summary: dict, table: BackbonesTable) -> list[dict]:
     return rows
 
 
-def backbone_markdown(rows: list[dict], metrics: list[str], weights: str) -> str:
+def backbone_markdown(rows: list[dict], metrics: list[str]) -> str:
     """The report's table: backbone, ImageNet top-1, then metric per visual model."""
     models = list(dict.fromkeys(name for r in rows for name in r["models"]))
     shown = [m for m in ("AUC", "nDCG@20") if m in metrics] or metrics[:2]
@@ -145,8 +146,8 @@ def backbone_markdown(rows: list[dict], metrics: list[str], weights: str) -> str
     for r in rows:
         top1 = r["imagenet_top1"]
         cells = [r["backbone"], "unknown" if top1 is None else f"{top1:.2f}%"]
-        if weights != "imagenet":
-            cells[1] = f"n/a (weights {weights})"
+        if r["weights"] != "imagenet":
+            cells[1] = f"n/a (weights {r['weights']})"
         for m in models:
             means = r["models"].get(m)
             cells += [("failed" if means is None else f"{means[k]:.4f}") for k in shown]

@@ -31,6 +31,11 @@ def benchmark_cmd(config_path: Path, out: Path | None, force: bool, no_plots: bo
     summary = run_suite(config_path, out, force=force, plots=not no_plots, echo=click.echo)
     click.echo("")
     click.echo(table_markdown(summary))
+    if summary.get("backbones"):
+        from visrec.benchmark.backbones import backbone_markdown
+
+        click.echo("\nbackbones (ImageNet top-1 beside each visual model's test quality):")
+        click.echo(backbone_markdown(summary["backbones"], summary["metrics"]))
     failed = [m["name"] for m in summary["models"] if m["status"] != "ok"]
     if failed:
         click.echo(f"\nfailed: {', '.join(failed)} (errors in {out / 'results.md'})")

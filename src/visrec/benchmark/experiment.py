@@ -152,7 +152,7 @@ class Experiment:
         extra = ""
         if axis is not None:
             summary["backbones"] = backbone_rows(summary, axis)
-            extra = backbone_markdown(summary["backbones"], summary["metrics"], axis.weights)
+            extra = backbone_markdown(summary["backbones"], summary["metrics"])
         pngs = write_plots(outcomes, out / "plots", tuple(summary["metrics"])) if plots else []
         write_reports(summary, out, pngs, backbones=extra)
         summary["plots"] = [str(p) for p in pngs]
