@@ -37,6 +37,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     src = str(ROOT / "src")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' work folders go with the test's
     client = nbclient.NotebookClient(
         book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
