@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec._config import Typed, build
+from visrec.benchmark.backbones import AXIS, BackbonesTable
 from visrec.data.split import COLD_METHODS
 from visrec.errors import ConfigError
 from visrec.evaluation import registry
@@ -43,6 +44,8 @@ class FileTables(Typed):
     splits: list = field(default_factory=list)
     """``[[splits]]`` tables (:class:`SplitTable`): several splits benchmarked side by side; without
     them the one split is given in ``[dataset]``."""
+    backbones: dict = field(default_factory=dict)
+    """The backbone axis (:class:`visrec.benchmark.backbones.BackbonesTable`)."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,8 @@ class ModelSpec:
     """Resolved path of the feature store (or image folder) the model reads."""
     config: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
+    backbone: str | None = None
+    """On the backbone axis: the backbone whose pooled features it reads (filled in at run time)."""
 
     def candidates(self) -> list[tuple[str, dict]]:
         """(run folder name, full option dict) of every grid point; one entry without a grid."""
@@ -225,6 +230,8 @@ class BenchmarkConfig:
     """Users scored at once in evaluation; None: the engine's default (about 16.8M scores)."""
     refit: bool = False
     """Retrain the chosen configuration on train + validation before testing."""
+    backbones: BackbonesTable | None = None
+    """The backbone axis, when the file has ``[backbones] names``."""
 
     @property
     def data(self) -> DataSpec:
@@ -258,7 +265,12 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
     bench = _table(BenchmarkTable, tables.benchmark, "[benchmark] key", where)
     if not tables.models:
         raise ConfigError(f"{where}: expected at least one [[models]] entry")
-    specs = tuple(_model(entry, i, features, where) for i, entry in enumerate(tables.models))
+    axis = _backbones(tables.backbones, base, where)
+    specs = tuple(
+        spec
+        for i, entry in enumerate(tables.models)
+        for spec in _on_axis(_model(entry, i, features, where), axis, where)
+    )
     names = [m.name for m in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -274,6 +286,7 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
         select_metric=bench.select_metric,
         block_size=bench.block_size,
         refit=bench.refit,
+        backbones=axis,
     )
 
 
@@ -299,6 +312,34 @@ def _splits(tables: FileTables, base: Path, where: str) -> tuple[BenchmarkSplit,
     if dupes:
         raise ConfigError(f"{where}: split names must be unique; repeated: {', '.join(dupes)}")
     return tuple(out)
+
+
+def _backbones(raw: dict, base: Path, where: str) -> BackbonesTable | None:
+    table = _table(BackbonesTable, raw, "[backbones] key", where)
+    if not table.names:
+        return None
+    if table.images:
+        images = _path(table.images, base, where, "[backbones] images")
+        table = BackbonesTable(**(table.to_dict() | {"images": str(images)}))
+    return table
+
+
+def _on_axis(spec: ModelSpec, axis: BackbonesTable | None, where: str) -> list[ModelSpec]:
+    """One spec per backbone for a model entry with ``features = "backbones"``."""
+    if spec.features != AXIS:
+        return [spec]
+    if axis is None:
+        raise ConfigError(f"{where}: {spec.name} reads features = {AXIS!r}: set [backbones] names")
+    kinds = {i.kind for i in model_registry.get(spec.model).inputs}
+    if kinds != {"pooled"}:
+        raise ConfigError(
+            f"{where}: {spec.name} ({spec.model}) does not read pooled features: it cannot take "
+            f"features = {AXIS!r}"
+        )
+    return [
+        ModelSpec(f"{spec.name}@{name}", spec.model, None, spec.config, spec.grid, backbone=name)
+        for name in axis.names
+    ]
 
 
 def _table(cls, raw, what: str, where: str, label: str = ""):
@@ -346,12 +387,15 @@ def _model(entry, i: int, features: dict[str, str], where: str) -> ModelSpec:
     except ConfigError as exc:
         raise ConfigError(f"{where}: {label}: {exc}") from None
     name = spec.name or spec.model
-    if spec.features is not None and spec.features not in features:
+    if spec.features == AXIS and AXIS not in features:
+        feat = AXIS  # resolved per backbone by _on_axis
+    elif spec.features is not None and spec.features not in features:
         known = ", ".join(sorted(features)) or "none defined"
         raise ConfigError(
             f"{where}: {label} ({name}): unknown features {spec.features!r}; [features]: {known}"
         )
-    feat = features[spec.features] if spec.features else None
+    else:
+        feat = features[spec.features] if spec.features else None
     model = ModelSpec(name, spec.model, feat, spec.config, spec.grid)
     for _, options in model.candidates():
         try:

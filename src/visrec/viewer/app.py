@@ -2,7 +2,9 @@
 
 Pages: ``/`` (runs, jump to a user), ``/users/{id}`` (profile, top-k marked hit/consumed, held-out truth,
 per-user metrics, ACF attention), ``/items/{id}`` (image, visual neighbours, consumers),
-``/compare/{id}?a=0&b=1``. API: ``/api/health``, ``/api/users/{id}/recommendations?k=``,
+``/compare/{id}?a=0&b=1``. Recommendations leave out what the user consumed (train, validation and
+test interactions) unless ``?consumed=show``, which keeps them, flagged (``consumed: true``, a red frame).
+API: ``/api/health``, ``/api/users/{id}/recommendations?k=&consumed=``,
 ``/api/items/{id}/similar?k=``, ``POST /api/recommend``. Images are served only from the given folder, by
 item id (a path never reaches the file system): unknown ids and traversal attempts get a JSON 404, bad query
 values a 422, any other failure a JSON 500 without a stack trace.
@@ -31,6 +33,12 @@ log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PAGE = 40  # profile images per page
 K = Query(20, ge=1, le=500, description="How many items.")
+CONSUMED = Query(
+    "hide",
+    pattern="^(hide|show)$",
+    description="hide: leave out items the user consumed (train, validation, test); show: keep "
+    "them, flagged consumed: true.",
+)
 
 
 class ProfileRequest(BaseModel):
@@ -39,6 +47,9 @@ class ProfileRequest(BaseModel):
     )
     k: int = Field(20, ge=1, le=500)
     run: int = Field(0, ge=0)
+    consumed: str = Field(
+        "hide", pattern="^(hide|show)$", description="show: keep the profile's items, flagged."
+    )
 
 
 def create_app(state: ViewerState) -> FastAPI:
@@ -62,12 +73,15 @@ def create_app(state: ViewerState) -> FastAPI:
         }
 
     @app.get("/api/users/{user_id}/recommendations")
-    def api_recommendations(user_id: str, k: int = K, run: int = Query(0, ge=0)) -> dict:
+    def api_recommendations(
+        user_id: str, k: int = K, run: int = Query(0, ge=0), consumed: str = CONSUMED
+    ) -> dict:
         u = state.user_index(user_id)
         return {
             "user_id": user_id,
             "model": state.run(run).meta["model"],
-            "items": state.recommendations(run, u, k),
+            "consumed": consumed,
+            "items": state.recommendations(run, u, k, show_consumed=consumed == "show"),
         }
 
     @app.get("/api/items/{item_id}/similar")
@@ -83,7 +97,8 @@ def create_app(state: ViewerState) -> FastAPI:
         if not isinstance(run.model, ScoresProfiles):
             raise ConfigError(f"run {body.run} ({run.meta['model']}) cannot serve a new profile")
         profile = run.model.items.indices(body.items)
-        rec = recommend_profile(run.model, profile, body.k)
+        show = body.consumed == "show"
+        rec = recommend_profile(run.model, profile, body.k, exclude_consumed=not show)
         return {"model": run.meta["model"], "items": rec.to_rows(run.model.items.ids)}
 
     @app.get("/images/{item_id}")
@@ -127,6 +142,7 @@ def _pages(app: FastAPI, state: ViewerState) -> None:
         k: int = K,
         run: int = Query(0, ge=0),
         page: int = Query(1, ge=1),
+        consumed: str = CONSUMED,
     ):
         u = state.user_index(user_id)
         ds = state.dataset
@@ -149,7 +165,8 @@ def _pages(app: FastAPI, state: ViewerState) -> None:
             "pages": pages,
             "n_profile": len(profile),
             "profile": profile[(page - 1) * PAGE : page * PAGE],
-            "recs": state.recommendations(run, u, k),
+            "recs": state.recommendations(run, u, k, show_consumed=consumed == "show"),
+            "consumed": consumed,
             "metrics": state.user_metrics(run, u),
             "truth": ds.items.ids_of(ds.test[u].indices).tolist(),
             "attention": weights,
@@ -171,10 +188,19 @@ def _pages(app: FastAPI, state: ViewerState) -> None:
 
     @app.get("/compare/{user_id}", response_class=HTMLResponse)
     def compare(
-        request: Request, user_id: str, a: int = Query(0, ge=0), b: int = Query(1, ge=0), k: int = K
+        request: Request,
+        user_id: str,
+        a: int = Query(0, ge=0),
+        b: int = Query(1, ge=0),
+        k: int = K,
+        consumed: str = CONSUMED,
     ):
         u = state.user_index(user_id)
-        columns = [(state.run(r).meta["model"], state.recommendations(r, u, k)) for r in (a, b)]
+        show = consumed == "show"
+        columns = [
+            (state.run(r).meta["model"], state.recommendations(r, u, k, show_consumed=show))
+            for r in (a, b)
+        ]
         return TEMPLATES.TemplateResponse(
             request,
             "compare.html",
