@@ -19,7 +19,12 @@ import torch
 from visrec.data.dataset import Dataset
 from visrec.devices import resolve_device
 from visrec.models.base import Recommender
-from visrec.models.capabilities import FeatureInput, ScoresProfiles
+from visrec.models.capabilities import (
+    Contributions,
+    ExplainsByProfile,
+    FeatureInput,
+    ScoresProfiles,
+)
 from visrec.models.config import Config, check
 from visrec.models.features import item_features
 from visrec.models.registry import register
@@ -142,12 +147,13 @@ def _reduce_block(
 
 
 @register("visrank")
-class VisRank(ScoresProfiles, Recommender):
+class VisRank(ScoresProfiles, ExplainsByProfile, Recommender):
     """Ranks items by visual (cosine) similarity to the items the user consumed; cold-start capable."""
 
     config_class = VisRankConfig
     conformance_config = {"device": "cpu"}
     inputs = (FeatureInput("image", "pooled"),)
+    contribution_measure = "cosine similarity to the item"
 
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
@@ -204,6 +210,18 @@ class VisRank(ScoresProfiles, Recommender):
                 self.config.block_elements,
             )
         return scores
+
+    @torch.no_grad()
+    def profile_contributions(self, user_idx: int, items) -> Contributions:
+        """Cosine of each of ``items`` to each profile item the score aggregates (the ``max_profile``
+        most recent train items): the score is each row's maximum (``maximum``) or mean (``average``)."""
+        self._check_fitted()
+        user_idx = int(user_idx)
+        profile = self.items_flat[self.indptr[user_idx] : self.indptr[user_idx + 1]]
+        asked = torch.as_tensor(np.asarray(items, dtype=np.int64), device=self.unit.device)
+        used = torch.as_tensor(profile, device=self.unit.device)
+        values = (self.unit[asked] @ self.unit[used].T).cpu().numpy().astype(np.float64)
+        return Contributions(profile.copy(), values, self.contribution_measure)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {
