@@ -131,6 +131,29 @@ def test_user_page_shows_rank_score_title_and_why(client, state):
     assert 'class="why"' not in client.get(f"/users/{user}", params={"k": 4, "run": 0}).text
 
 
+def _rec_cards(page: str) -> list[tuple[str, str]]:
+    """(class, item id) of each card of the #recs grid."""
+    recs = page.split('id="recs">')[1].split("</div>\n<h2>")[0]
+    return re.findall(r'<div class="card ([^"]*)"><a href="/items/([^"]+)"', recs)
+
+
+def test_consumed_items_are_hidden_unless_toggled(client, state):
+    ds = state.dataset
+    u = max(range(ds.n_users), key=lambda u: len(ds.profile(u)))
+    user = ds.users.id(u)
+    hidden = client.get(f"/users/{user}", params={"run": 0, "k": 10}).text
+    toggle = f'id="consumed-toggle" href="/users/{user}?run=0&amp;k=10&amp;consumed=show"'
+    assert toggle in hidden
+    cards = _rec_cards(hidden)
+    assert len(cards) == 10 and not any("consumed" in cls for cls, _ in cards)
+    assert not set(ds.items.ids_of(ds.profile(u))) & {item for _, item in cards}
+    shown = client.get(f"/users/{user}", params={"run": 0, "k": 10, "consumed": "show"}).text
+    framed = [item for cls, item in _rec_cards(shown) if "consumed" in cls]
+    assert framed and set(framed) <= set(ds.items.ids_of(ds.profile(u)))
+    assert "consumed=hide" in shown
+    assert client.get(f"/users/{user}", params={"consumed": "maybe"}).status_code == 422
+
+
 def test_item_page_shows_title_and_metadata(client, state):
     item = state.dataset.items.id(7)
     page = client.get(f"/items/{item}").text

@@ -24,6 +24,8 @@ from visrec.viewer.users import UserQuery, base_table, metric_columns, select, w
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PAGE = 40  # profile images per page
 K = Query(20, ge=1, le=500, description="How many items.")
+Consumed = Literal["hide", "show"]
+"""hide: leave out what the user consumed (the default); show: keep it, framed red."""
 
 
 def _run(default: int = 0):
@@ -137,13 +139,14 @@ def _user(router: APIRouter, state: ViewerState) -> None:
         k: int = K,
         run: int = _run(),
         page: int = Query(1, ge=1),
+        consumed: Consumed = "hide",
     ):
         u = state.user_index(user_id)
         ds = state.dataset
         profile = ds.items.ids_of(ds.profile(u)).tolist()
         pages = max(1, -(-len(profile) // PAGE))
         page = min(page, pages)
-        recs = state.recommendations(run, u, k)
+        recs = state.recommendations(run, u, k, show_consumed=consumed == "show")
         context = {
             "state": state,
             "user_id": user_id,
@@ -154,6 +157,7 @@ def _user(router: APIRouter, state: ViewerState) -> None:
             "n_profile": len(profile),
             "profile": profile[(page - 1) * PAGE : page * PAGE],
             "recs": recs,
+            "consumed": consumed,
             "why": state.explain(run, u, [r["item_id"] for r in recs]),
             "explanation_note": state.explanation_note(run),
             "metrics": state.user_metrics(run, u),
@@ -188,9 +192,17 @@ def _item_and_compare(router: APIRouter, state: ViewerState) -> None:
         return render(request, "item.html", context)
 
     @router.get("/compare/{user_id}", response_class=HTMLResponse)
-    def compare(request: Request, user_id: str, a: int = _run(0), b: int = _run(1), k: int = K):
+    def compare(
+        request: Request,
+        user_id: str,
+        a: int = _run(0),
+        b: int = _run(1),
+        k: int = K,
+        consumed: Consumed = "hide",
+    ):
         u = state.user_index(user_id)
-        recs = {r: state.recommendations(r, u, k) for r in (a, b)}
+        show = consumed == "show"
+        recs = {r: state.recommendations(r, u, k, show_consumed=show) for r in (a, b)}
         shared = {row["item_id"] for row in recs[a]} & {row["item_id"] for row in recs[b]}
         union = {row["item_id"] for rows in recs.values() for row in rows}
         metrics = {r: state.user_metrics(r, u) for r in (a, b)}
@@ -200,6 +212,7 @@ def _item_and_compare(router: APIRouter, state: ViewerState) -> None:
             "a": a,
             "b": b,
             "k": k,
+            "consumed": consumed,
             "columns": [(r, recs[r]) for r in (a, b)],
             "metrics": metrics,
             "metric_names": list(dict.fromkeys([*metrics[a], *metrics[b]])),

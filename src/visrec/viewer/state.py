@@ -76,14 +76,20 @@ class ViewerState:
         return self.dataset.items.index(item_id)
 
     # --- recommendations ----------------------------------------------------------------------------
-    def recommendations(self, run_no: int, user_idx: int, k: int) -> list[dict]:
+    def recommendations(
+        self, run_no: int, user_idx: int, k: int, *, show_consumed: bool = False
+    ) -> list[dict]:
+        """Top-k rows (rank, item_id, score, consumed, hit) of run ``run_no`` for ``user_idx``; consumed
+        items are left out unless ``show_consumed`` (then kept and flagged)."""
         run = self.run(run_no)
+        exclude = not show_consumed
         if run_no in self.indexed:
-            rec = self.indexed[run_no].recommend_users(
-                run.dataset, [user_idx], k, exclude_consumed=False
-            )[0]
+            serve = self.indexed[run_no].recommend_users
+            rec = serve(run.dataset, [user_idx], k, exclude_consumed=exclude)[0]
         else:
-            rec = recommend_users(run.model, run.dataset, [user_idx], k, exclude_consumed=False)[0]
+            rec = recommend_users(run.model, run.dataset, [user_idx], k, exclude_consumed=exclude)[
+                0
+            ]
         truth = set(run.dataset.test[user_idx].indices.tolist())
         consumed = set(run.dataset.train[user_idx].indices.tolist())
         rows = rec.to_rows(run.dataset.items.ids)
