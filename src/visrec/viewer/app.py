@@ -1,7 +1,9 @@
 """The FastAPI app: HTML pages (server-rendered, no front-end build) and a JSON API with OpenAPI docs.
 
 Pages (:mod:`visrec.viewer.pages`): ``/``, ``/search``, ``/users``, ``/users/{id}``, ``/items/{id}``,
-``/compare/{id}?a=0&b=1``. API: ``/api/health``, ``/api/users/{id}/recommendations?k=``,
+``/compare/{id}?a=0&b=1``. Recommendations leave out what the user consumed (train, validation and
+test interactions) unless ``?consumed=show``, which keeps them, flagged (``consumed: true``, a red frame).
+API: ``/api/health``, ``/api/users/{id}/recommendations?k=&consumed=``,
 ``/api/items/{id}/similar?k=``, ``POST /api/recommend``. Images are served only from the given folder, by
 item id (a path never reaches the file system): unknown ids and traversal attempts get a 404, bad query
 values a 422, any other failure a 500 without a stack trace; as JSON under the API, image and attention
@@ -31,6 +33,12 @@ log = logging.getLogger(__name__)
 JSON_PATHS = ("/api/", "/images/", "/thumbs/", "/attention/", "/docs", "/redoc", "/openapi.json")
 """Paths whose errors are JSON; every other path is a page, whose errors are HTML pages."""
 K = Query(20, ge=1, le=500, description="How many items.")
+CONSUMED = Query(
+    "hide",
+    pattern="^(hide|show)$",
+    description="hide: leave out items the user consumed (train, validation, test); show: keep "
+    "them, flagged consumed: true.",
+)
 
 
 class ProfileRequest(BaseModel):
@@ -39,6 +47,9 @@ class ProfileRequest(BaseModel):
     )
     k: int = Field(20, ge=1, le=500)
     run: int = Field(0, ge=0)
+    consumed: str = Field(
+        "hide", pattern="^(hide|show)$", description="show: keep the profile's items, flagged."
+    )
 
 
 def create_app(state: ViewerState) -> FastAPI:
@@ -58,12 +69,15 @@ def create_app(state: ViewerState) -> FastAPI:
         }
 
     @app.get("/api/users/{user_id}/recommendations")
-    def api_recommendations(user_id: str, k: int = K, run: int = Query(0, ge=0)) -> dict:
+    def api_recommendations(
+        user_id: str, k: int = K, run: int = Query(0, ge=0), consumed: str = CONSUMED
+    ) -> dict:
         u = state.user_index(user_id)
         return {
             "user_id": user_id,
             "model": state.run(run).meta["model"],
-            "items": state.recommendations(run, u, k),
+            "consumed": consumed,
+            "items": state.recommendations(run, u, k, show_consumed=consumed == "show"),
         }
 
     @app.get("/api/items/{item_id}/similar")
@@ -79,7 +93,8 @@ def create_app(state: ViewerState) -> FastAPI:
         if not isinstance(run.model, ScoresProfiles):
             raise ConfigError(f"run {body.run} ({run.meta['model']}) cannot serve a new profile")
         profile = run.model.items.indices(body.items)
-        rec = recommend_profile(run.model, profile, body.k)
+        show = body.consumed == "show"
+        rec = recommend_profile(run.model, profile, body.k, exclude_consumed=not show)
         return {"model": run.meta["model"], "items": rec.to_rows(run.model.items.ids)}
 
     @app.get("/images/{item_id}")

@@ -7,6 +7,7 @@ import hashlib
 import io
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -79,22 +80,22 @@ class ViewerState:
     def recommendations(
         self, run_no: int, user_idx: int, k: int, *, show_consumed: bool = False
     ) -> list[dict]:
-        """Top-k rows (rank, item_id, score, consumed, hit) of run ``run_no`` for ``user_idx``; consumed
-        items are left out unless ``show_consumed`` (then kept and flagged)."""
+        """Top-k rows (rank, item_id, score, consumed, hit) of run ``run_no`` for ``user_idx``.
+
+        Consumed items (serving's definition, :attr:`visrec.data.Dataset.consumed`) are left out
+        unless ``show_consumed``; then they are kept and flagged (``hit``: a held-out test item)."""
         run = self.run(run_no)
         exclude = not show_consumed
         if run_no in self.indexed:
             serve = self.indexed[run_no].recommend_users
             rec = serve(run.dataset, [user_idx], k, exclude_consumed=exclude)[0]
         else:
-            rec = recommend_users(run.model, run.dataset, [user_idx], k, exclude_consumed=exclude)[
-                0
-            ]
+            serve = partial(recommend_users, run.model)
+            rec = serve(run.dataset, [user_idx], k, exclude_consumed=exclude)[0]
         truth = set(run.dataset.test[user_idx].indices.tolist())
-        consumed = set(run.dataset.train[user_idx].indices.tolist())
         rows = rec.to_rows(run.dataset.items.ids)
         for row, idx in zip(rows, rec.items, strict=True):
-            row["hit"], row["consumed"] = int(idx) in truth, int(idx) in consumed
+            row["hit"] = int(idx) in truth
         return rows
 
     def user_metrics(self, run_no: int, user_idx: int) -> dict:
@@ -171,10 +172,10 @@ class ViewerState:
         vectors = self.vectors()
         if vectors is None:
             return None
-        return similar_items(vectors, item_idx, k).to_rows(self.dataset.items.ids)
+        return similar_items(vectors, item_idx, k).to_rows(self.dataset.items.ids, flags=False)
 
     def consumers(self, item_idx: int, limit: int = 50) -> list[str]:
-        col = self.dataset.train[:, item_idx].tocoo().row
+        col = self.dataset.consumed[:, item_idx].tocoo().row
         return self.dataset.users.ids_of(np.sort(col)[:limit]).tolist()
 
     # --- images -------------------------------------------------------------------------------------
