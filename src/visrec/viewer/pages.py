@@ -86,7 +86,7 @@ def _home_and_search(router: APIRouter, state: ViewerState) -> None:
             return RedirectResponse(f"/items/{q}", status_code=303)
         users = search_users(state.dataset.users, q)
         items = state.catalog.search_items(q)
-        context = {"state": state, "q": q, "users": users, "items": items}
+        context = {"state": state, "q": q, "search_q": q, "users": users, "items": items}
         return render(request, "search.html", context, 200 if users or items else 404)
 
 
