@@ -99,6 +99,13 @@ def _walk(page, state, base: str, shots: Path) -> None:
     rows = page.locator("#users tr")
     assert rows.count() == 16 and "nDCG@20 (run 1)" in page.inner_text("#users")
     _shot(page, shots / "users.jpg")
+    page.fill("#filters input[name=min_profile]", "10")  # the filter form, max_profile left empty
+    page.click("#filters button")
+    page.wait_for_load_state("networkidle")
+    sizes = page.eval_on_selector_all(
+        "#users tr td:nth-child(2)", "tds => tds.map(t => +t.innerText)"
+    )
+    assert sizes and min(sizes) >= 10 and "min_profile=10" in page.url
     # search a title in the header's box
     title = state.catalog.title(state.dataset.items.id(4))
     word = title.split()[1]  # the shape, shared by several titles

@@ -91,6 +91,9 @@ def test_users_page_sorts_filters_and_pages(client, state):
         and all(5 <= n <= 8 for n in got)
         and len(got) == int(((sizes >= 5) & (sizes <= 8)).sum())
     )
+    # the filter form sends an empty box as an empty value: no upper bound
+    r = client.get("/users", params={"min_profile": 30, "max_profile": "", "per_page": 500})
+    assert r.status_code == 200 and len(ROW.findall(r.text)) == int((sizes >= 30).sum())
 
 
 def test_users_page_reads_the_stored_metric_and_hits(client, state, setup):
@@ -192,6 +195,7 @@ def test_unknown_ids_get_an_html_404(client, path):
         ("/users", {"sort": "../etc"}),
         ("/users", {"per_page": "many"}),
         ("/users", {"hits": "maybe"}),
+        ("/users", {"max_profile": "-3"}),
         ("/search", {"q": ""}),
         ("/users/{user}", {"k": 0}),
         ("/compare/{user}", {"a": -1}),

@@ -100,7 +100,7 @@ def _users(router: APIRouter, state: ViewerState) -> None:
         sort: Literal["user", "profile", "truth", "metric"] = "user",
         order: Literal["asc", "desc"] = "asc",
         min_profile: int = Query(0, ge=0),
-        max_profile: int | None = Query(None, ge=0),
+        max_profile: str = Query("", pattern=r"^\d{0,9}$", description="Empty: no upper bound."),
         hits: Literal["any", "yes", "no"] = "any",
         k: int = K,
         page: int = Query(1, ge=1),
@@ -115,7 +115,8 @@ def _users(router: APIRouter, state: ViewerState) -> None:
         metric = metric or next((m for m in ("nDCG@20", "R@20", "AUC") if m in metrics), None)
         if metric is not None and metric not in metrics:
             raise KeyError(f"no metric {metric!r} in evaluation {evaluation!r}")
-        query = UserQuery(sort, order, min_profile, max_profile, hits, k, page, per_page)
+        most = int(max_profile) if max_profile else None  # the form sends an empty box as ""
+        query = UserQuery(sort, order, min_profile, most, hits, k, page, per_page)
         table = with_metric(base_table(state.dataset), per_user, metric)
         context = {
             "state": state,
