@@ -210,3 +210,27 @@ def test_bad_parameters_get_an_html_422_without_paths(client, state, setup, path
 def test_api_errors_stay_json(client):
     r = client.get("/api/users/nobody/recommendations")
     assert r.status_code == 404 and r.json() == {"error": "unknown user 'nobody'"}
+
+
+def test_labels_of_runs_alike_name_their_features_then_their_folders():
+    from pathlib import Path
+
+    from visrec.runs import Run
+    from visrec.viewer.labels import run_labels
+
+    def run(folder, features, **config):
+        meta = {"model": "visrank", "config": config, "features": features}
+        return Run(Path("/runs") / folder, meta, None, None)
+
+    runs = [
+        run("a", "/f/resnet50", device="cuda"),
+        run("b", "/f/vit", device="cpu"),
+        run("c", "/f/vit", aggregation="average", k=5),
+        run("d", "/f/vit", aggregation="average", k=5),
+    ]
+    assert run_labels(runs) == [
+        "visrank [resnet50]",
+        "visrank [vit]",
+        "visrank (aggregation=average, k=5) [vit] [c]",
+        "visrank (aggregation=average, k=5) [vit] [d]",
+    ]

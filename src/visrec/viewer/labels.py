@@ -8,7 +8,7 @@ from pathlib import Path
 from visrec.models import registry
 from visrec.runs import Run
 
-TECHNICAL = ("device", "block_elements", "score_block", "eval_batch_size", "num_workers")
+TECHNICAL = ("device", "block_elements", "score_block", "eval_batch_size")
 """Options that change speed or memory, not recommendations: never part of a label."""
 
 

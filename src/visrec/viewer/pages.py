@@ -19,7 +19,16 @@ from fastapi.templating import Jinja2Templates
 
 from visrec.viewer.catalog import search_users
 from visrec.viewer.state import ViewerState
-from visrec.viewer.users import UserQuery, base_table, metric_columns, select, with_metric
+from visrec.viewer.users import (
+    Hits,
+    Order,
+    Sort,
+    UserQuery,
+    base_table,
+    metric_columns,
+    select,
+    with_metric,
+)
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PAGE = 40  # profile images per page
@@ -97,11 +106,11 @@ def _users(router: APIRouter, state: ViewerState) -> None:
         run: int = _run(),
         evaluation: str | None = Query(None, alias="eval", max_length=100),
         metric: str | None = Query(None, max_length=100),
-        sort: Literal["user", "profile", "truth", "metric"] = "user",
-        order: Literal["asc", "desc"] = "asc",
+        sort: Sort = "user",
+        order: Order = "asc",
         min_profile: int = Query(0, ge=0),
         max_profile: str = Query("", pattern=r"^\d{0,9}$", description="Empty: no upper bound."),
-        hits: Literal["any", "yes", "no"] = "any",
+        hits: Hits = "any",
         k: int = K,
         page: int = Query(1, ge=1),
         per_page: int = Query(50, ge=1, le=500),

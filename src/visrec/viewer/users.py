@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 
 from visrec.data.dataset import Dataset
-from visrec.errors import VisrecError
 from visrec.evaluation.results import ID_COLUMNS, EvalResult
 from visrec.runs.evaluate import EVAL_DIR
 
-SORTS = ("user", "profile", "truth", "metric")
+Sort = Literal["user", "profile", "truth", "metric"]
 Order = Literal["asc", "desc"]
 Hits = Literal["any", "yes", "no"]
 
@@ -29,7 +28,7 @@ Hits = Literal["any", "yes", "no"]
 class UserQuery:
     """What the users page shows: sorting, filters and the page (validated by the HTTP layer)."""
 
-    sort: str = "user"
+    sort: Sort = "user"
     order: Order = "asc"
     min_profile: int = 0
     max_profile: int | None = None
@@ -125,9 +124,3 @@ def select(table: pd.DataFrame, query: UserQuery) -> UserPage:
         for r in chunk.itertuples(index=False)
     ]
     return UserPage(records, len(rows), page, pages)
-
-
-def check_sort(sort: str) -> str:
-    if sort not in SORTS:
-        raise VisrecError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
-    return sort
