@@ -75,6 +75,8 @@ def test_search_by_title_id_and_user(client, state):
     r = client.get("/search", params={"q": "no such thing"})
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "No user, item or title matches" in r.text
+    r = client.get("/search", params={"q": "<script>alert(1)</script>"})
+    assert r.status_code == 404 and "<script>alert" not in r.text and "&lt;script&gt;" in r.text
 
 
 def test_users_page_sorts_filters_and_pages(client, state):
