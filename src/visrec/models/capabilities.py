@@ -148,6 +148,8 @@ class TrainOptions:
     """torch.distributed context (DDP training); None: one plain process."""
     on_batch: Callable[[int, int], None] | None = None
     """Called with (epoch, batch number) after every step (tests use it to interrupt a run)."""
+    on_epoch: Callable[[dict, int], None] | None = None
+    """Called on rank 0 after every epoch with its train_log.jsonl row and the maximum epochs."""
     trainer: Callable[[TrainsByGradient, Dataset, TrainOptions], list[dict]] | None = None
     """Runs the training loop on a model whose module is built; returns the per-epoch history."""
 

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from visrec.errors import ConfigError, DataError
 from visrec.models.capabilities import ScoresProfiles
 from visrec.serving import recommend_profile
+from visrec.viewer.docs import add_offline_docs
 from visrec.viewer.pages import error_page, page_router
 from visrec.viewer.state import ViewerState
 
@@ -54,8 +55,12 @@ class ProfileRequest(BaseModel):
 
 def create_app(state: ViewerState) -> FastAPI:
     app = FastAPI(
-        title="visrec viewer", description="Recommendations, similar items and attention."
+        title="visrec viewer",
+        description="Recommendations, similar items and attention.",
+        docs_url=None,
+        redoc_url=None,
     )
+    add_offline_docs(app)
     app.state.viewer = state
     _errors(app)
 
