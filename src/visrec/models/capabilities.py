@@ -14,6 +14,8 @@ MMGCN-style models need) fits the same ``fit(dataset, {name: source, ...})``.
 - :class:`DotProduct` / :class:`DotProductProfiles`: scores are dot products of user and item factors, so
   an ANN index can serve them (BPR, VBPR, DVBPR, CuratorNet).
 - :class:`Explains`: attention maps over the profile and over image regions (ACF).
+- :class:`ExplainsByProfile`: how much each profile item contributed to an item's score (VisRank,
+  CuratorNet); :class:`ExplainsByParts`: a score as a sum of named parts (VBPR: collaborative + visual).
 - :class:`TrainsByGradient`: a torch module trained by the one Trainer (``visrec.training``), which drives
   the model only through this interface; how a fit runs is a typed :class:`TrainOptions`.
 """
@@ -178,6 +180,37 @@ class Regularised(ABC):
     @abstractmethod
     def penalty(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The batch's mean per-triplet regularisation term (a scalar tensor)."""
+
+
+@dataclass(frozen=True)
+class Contributions:
+    """How much each item of the profile a model used drove the scores of some items."""
+
+    profile: np.ndarray
+    """(L,) item indices of the profile the model scored with, oldest first."""
+    values: np.ndarray
+    """(n asked items, L): the contribution of profile item j to asked item i (higher = more)."""
+    measure: str
+    """What a value is, in words (e.g. "cosine similarity")."""
+
+
+class ExplainsByProfile(ABC):
+    """Which of a user's profile items drove each recommendation (VisRank, CuratorNet)."""
+
+    contribution_measure: ClassVar[str] = "contribution"
+    """What a contribution is, in words (shown by the viewer)."""
+
+    @abstractmethod
+    def profile_contributions(self, user_idx: int, items) -> Contributions:
+        """The contribution of each profile item of ``user_idx`` to the score of each of ``items``."""
+
+
+class ExplainsByParts(ABC):
+    """A score that is a sum of named parts (VBPR: collaborative + visual)."""
+
+    @abstractmethod
+    def score_parts(self, user_idx: int, items) -> dict[str, np.ndarray]:
+        """Part name -> (len(items),) values; the parts sum to ``score([user_idx])[0, items]``."""
 
 
 @dataclass(frozen=True)
