@@ -136,3 +136,31 @@ def test_experiment_with_backbones(demo_dir, tmp_path):
     again = exp.run(out, plots=False, echo=lines.append)  # everything reused, same numbers
     assert any("features resnet18: reusing" in line for line in lines)
     assert again.table.equals(results.table)
+
+
+@pytest.mark.slow
+def test_experiment_with_splits_and_backbones(demo_dir, tmp_path):
+    exp = visrec.Experiment(
+        data=demo_dir,
+        models=["pop", {"model": "visrank", "features": "backbones"}],
+        splits=[
+            {"name": "warm", "split": "leave-last-out"},
+            {"name": "cold", "split": "cold-items", "cold_fraction": 0.15},
+        ],
+        backbones=["resnet18"],
+        extract={"weights": "none", "input_size": 64},
+        benchmark={"n_boot": 50},
+    )
+    out = tmp_path / "bench"
+    lines = []
+    results = exp.run(out, plots=False, echo=lines.append)
+    assert sum("features resnet18" in line for line in lines) == 1  # extracted once, both splits
+    titles = ["split warm: full", "split cold: cold", "split cold: mixed"]
+    assert list(results.table.index.get_level_values(0).unique()) == titles
+    assert results.table.loc[("split warm: full", "visrank@resnet18"), "AUC"] > 0.5
+    sections = results.summary["sections"]
+    assert [s["split_name"] for s in sections] == ["warm", "cold", "cold"]
+    assert all(s["backbones"][0]["backbone"] == "resnet18" for s in sections)
+    assert list(results.backbones.index.get_level_values(0).unique()) == titles
+    md = (out / "results.md").read_text()
+    assert md.count("### Backbones") == 3
