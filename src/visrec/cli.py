@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grid": ("visrec.serving.cli", "grid_cmd"),
     "serve": ("visrec.viewer.cli", "serve_cmd"),
     "evaluate": ("visrec.runs.cli", "evaluate_cmd"),
+    "tune": ("visrec.tuning.cli", "tune_cmd"),
     "benchmark": ("visrec.benchmark.cli", "benchmark_cmd"),
 }
 # Subcommands defined above their group's layer: (group, name) -> (module, attribute).

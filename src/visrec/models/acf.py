@@ -25,6 +25,7 @@ cannot reach, and the new user's vector is then the attended profile alone).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ from visrec.models.config import TrainConfig, check
 from visrec.models.features import feature_shape, item_features
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
+from visrec.models.search import Choice
 from visrec.sampling import last_profiles, pad_profiles
 
 FEATURE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
@@ -61,6 +63,9 @@ class ACFConfig(TrainConfig):
     """Storage type of the spatial feature buffer (float16 halves memory; compute is float32)."""
     score_block: int = 64
     """Users scored at once inside one score call (bounds memory: block x max_profile x regions x d)."""
+
+    search_space: ClassVar[dict] = TrainConfig.search_space | {"dim": Choice((32, 64, 128))}
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         super().validate()

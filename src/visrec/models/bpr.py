@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -11,6 +12,7 @@ from visrec.models.capabilities import DotProduct
 from visrec.models.config import TrainConfig, check
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
+from visrec.models.search import Choice
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,9 @@ class BPRConfig(TrainConfig):
     """Adam learning rate."""
     weight_decay: float = 1e-5
     """Adam weight decay (L2)."""
+
+    search_space: ClassVar[dict] = TrainConfig.search_space | {"factors": Choice((16, 32, 64, 128))}
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         super().validate()

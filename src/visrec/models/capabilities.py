@@ -115,6 +115,9 @@ class TrainOptions:
     """torch.distributed context (DDP training); None: one plain process."""
     on_batch: Callable[[int, int], None] | None = None
     """Called with (epoch, batch number) after every step (tests use it to interrupt a run)."""
+    on_epoch: Callable[[int, dict], None] | None = None
+    """Called with (epoch, log row incl. ``val_<metric>``) after every epoch's checkpoint; an exception
+    it raises ends training (hyper-parameter search prunes hopeless trials this way)."""
     trainer: Callable[[TrainsByGradient, Dataset, TrainOptions], list[dict]] | None = None
     """Runs the training loop on a model whose module is built; returns the per-epoch history."""
 
@@ -141,3 +144,9 @@ class TrainsByGradient(ABC):
     @abstractmethod
     def sample(self, dataset: Dataset, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``n`` training triplets as a dict of equal-length arrays (one batch dict per slice)."""
+
+    def param_groups(self) -> list[dict]:
+        """The optimiser's parameter groups (torch's ``{"params": [...], "lr": ...}`` dicts; a group
+        without ``lr`` uses the config's). Default: one group of every trainable parameter; a model whose
+        parts learn at different rates (a CNN and embeddings) declares several."""
+        return [{"params": [p for p in self.module.parameters() if p.requires_grad]}]

@@ -23,6 +23,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ from visrec.models.config import TrainConfig, check
 from visrec.models.gradient import GradientRecommender
 from visrec.models.image_encoders import ARCHS, build_encoder, load_backbone_weights
 from visrec.models.registry import register
+from visrec.models.search import Choice, FloatRange
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,13 @@ class DVBPRConfig(TrainConfig):
     drives the CNN to a constant output on small data.)"""
     batch_size: int = 128
     """Triplets per step (the paper's code: 128); each needs two images through Phi."""
+
+    search_space: ClassVar[dict] = {
+        "lr": FloatRange(1e-5, 1e-2, log=True),
+        "weight_decay": FloatRange(1e-7, 1e-3, log=True),
+        "factors": Choice((32, 64, 100)),
+    }
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         super().validate()

@@ -12,6 +12,7 @@ triplet), and ``score_users`` projects all items once per call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,7 @@ from visrec.models.config import TrainConfig, check
 from visrec.models.features import feature_shape, item_features
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
+from visrec.models.search import Choice
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,12 @@ class VBPRConfig(TrainConfig):
     """Adam weight decay (L2) on every parameter (the tutorial: 1e-4)."""
     init_std: float = 0.01
     """Standard deviation of the normal initialisation of gamma, theta and E (biases start at 0)."""
+
+    search_space: ClassVar[dict] = TrainConfig.search_space | {
+        "factors": Choice((32, 64, 128, 200)),
+        "visual_factors": Choice((16, 32, 64, 100)),
+    }
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         super().validate()

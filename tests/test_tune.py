@@ -1,0 +1,227 @@
+"""Hyper-parameter search (visrec.tuning): search spaces, the Trainer's epoch hook, selection on
+validation only, resume after an interrupted search, the report, `visrec tune` end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+import torch
+
+pytest.importorskip("optuna")
+
+from visrec.cli import main as visrec  # noqa: E402
+from visrec.data.dataset import Dataset  # noqa: E402
+from visrec.errors import ConfigError  # noqa: E402
+from visrec.models import create, registry  # noqa: E402
+from visrec.models.base import Recommender  # noqa: E402
+from visrec.models.capabilities import TrainOptions  # noqa: E402
+from visrec.models.config import Config, TrainConfig  # noqa: E402
+from visrec.models.search import Choice, FloatRange, IntRange, check_space, parse_param  # noqa: E402
+from visrec.runs import data_spec, evaluate_run  # noqa: E402
+from visrec.training import fit_model  # noqa: E402
+from visrec.tuning import TuneSettings, tune  # noqa: E402
+from visrec.tuning import study as study_module  # noqa: E402
+
+TINY_BPR = {"epochs": 2, "factors": 4, "batch_size": 256, "device": "cpu"}
+
+
+# --- search spaces ------------------------------------------------------------------------------------
+def test_parse_param_kinds():
+    assert parse_param("lr", "log:1e-4..1e-1") == FloatRange(1e-4, 1e-1, log=True)
+    assert parse_param("dropout", "0.1..0.5") == FloatRange(0.1, 0.5)
+    assert parse_param("factors", "8..64") == IntRange(8, 64)
+    assert parse_param("factors", "16,32") == Choice((16, 32))
+    assert parse_param("loss", "bpr,warp") == Choice(("bpr", "warp"))
+    assert parse_param("factors", [16, 32]) == Choice((16, 32))
+
+
+@pytest.mark.parametrize("spec", ["log:0..1", "5..1", "log:bpr", "a..b", "", "1..", {"x": 1}])
+def test_parse_param_refuses_bad_specs(spec):
+    with pytest.raises(ConfigError, match="search space lr"):
+        parse_param("lr", spec)
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_declared_spaces_name_real_options(name):
+    cls = registry.get(name)
+    space = getattr(cls.config_class, "search_space", {})
+    check_space(cls.config_class, space)  # raises on a name that is not an option
+    if issubclass(cls.config_class, TrainConfig):
+        assert isinstance(space["lr"], FloatRange) and space["lr"].log
+
+
+def test_check_space_names_the_unknown_option():
+    with pytest.raises(ConfigError, match="unknown option 'colour'"):
+        check_space(registry.get("bpr").config_class, {"colour": Choice(("red",))})
+
+
+# --- the Trainer's per-epoch hook and stop reason ------------------------------------------------------
+def test_on_epoch_hook_sees_validation_and_can_stop(demo_dataset):
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def on_epoch(epoch, row):
+        seen.append((epoch, row["val_AUC"]))
+        if epoch == 2:
+            raise Stop
+
+    model = create("bpr", TINY_BPR | {"epochs": 5, "patience": 0})
+    with pytest.raises(Stop):
+        fit_model(model, demo_dataset, None, TrainOptions(on_epoch=on_epoch))
+    assert [e for e, _ in seen] == [1, 2]
+    assert all(0.0 <= v <= 1.0 for _, v in seen)
+
+
+def test_training_records_why_it_stopped(demo_dataset):
+    budget = fit_model(create("bpr", TINY_BPR | {"epochs": 2, "patience": 0}), demo_dataset)
+    assert budget.info["training"]["stopped_by"] == "budget"
+    # lr so small that nothing improves after the first epoch: patience 1 stops at epoch 2 of 50
+    early = fit_model(
+        create("bpr", TINY_BPR | {"epochs": 50, "patience": 1, "lr": 1e-12}), demo_dataset
+    )
+    info = early.info["training"]
+    assert info["stopped_by"] == "patience" and info["epochs_run"] < 50
+
+
+# --- selection reads validation only -------------------------------------------------------------------
+@dataclass(frozen=True)
+class OracleConfig(Config):
+    """Scores one split's held-out items 1, everything else 0 (a test double, not a model)."""
+
+    target: str = "validation"
+    """Which split's targets to score highest."""
+    search_space: ClassVar[dict] = {"target": Choice(("validation", "test"))}
+
+
+class Oracle(Recommender):
+    config_class = OracleConfig
+
+    def _fit(self, dataset, features) -> None:
+        matrix = dataset.validation if self.config.target == "validation" else dataset.test
+        self.scores = torch.from_numpy(matrix.toarray()).float()
+
+    def _score(self, users):
+        return self.scores[users]
+
+    def state_dict(self):
+        return {"scores": self.scores}
+
+    def load_state_dict(self, state) -> None:
+        self.scores = state["scores"]
+
+
+@pytest.fixture
+def oracle(monkeypatch):
+    monkeypatch.setitem(registry._REGISTRY, "oracle", Oracle)
+    monkeypatch.setattr(Oracle, "name", "oracle", raising=False)
+    return "oracle"
+
+
+def test_search_never_scores_test_targets(oracle, demo_dir, tmp_path, monkeypatch):
+    splits = []
+    targets = Dataset.targets
+
+    def recording(self, split):
+        splits.append(split)
+        return targets(self, split)
+
+    monkeypatch.setattr(Dataset, "targets", recording)
+    settings = TuneSettings(oracle, data_spec(demo_dir), sampler="grid")
+    result = tune(settings, tmp_path / "t", 2)
+    assert result.params == {"target": "validation"}
+    # validation only during the search; the chosen run alone on test, once, at the end
+    assert splits.count("test") == 1 and splits[-1] == "test"
+    assert splits.count("validation") >= 2
+    # the dataset is one where reading test would have chosen the other configuration
+    test_auc = {}
+    for run in sorted((tmp_path / "t" / "trials").iterdir()):
+        target = json.loads((run / "run.json").read_text())["config"]["target"]
+        test_auc[target] = evaluate_run(run, split="test", existing="reuse").means["AUC"]
+    assert test_auc["test"] > test_auc["validation"] + 0.2
+    assert result.test["AUC"] == pytest.approx(test_auc["validation"])
+
+
+# --- resume --------------------------------------------------------------------------------------------
+def _bpr_settings(demo_dir, **kw):
+    fixed = {"epochs": 2, "batch_size": 256, "device": "cpu", "patience": 0}
+    space = {"lr": "log:1e-3..1e-1", "factors": "4,8"}
+    return TuneSettings("bpr", data_spec(demo_dir), fixed=fixed, space=space, **kw)
+
+
+def test_rerun_adds_only_missing_trials(demo_dir, tmp_path):
+    out = tmp_path / "tune"
+    first = tune(_bpr_settings(demo_dir), out, 2)
+    assert len(first.trials) == 2
+    lines = []
+    second = tune(_bpr_settings(demo_dir), out, 4, echo=lines.append)
+    assert [t["trial"] for t in second.trials] == [0, 1, 2, 3]
+    assert sum(line.startswith("trial ") for line in lines) == 2  # only two new trials ran
+    assert any("resuming the search" in line for line in lines)
+    assert [t["param_lr"] for t in second.trials[:2]] == [t["param_lr"] for t in first.trials]
+    with open(out / "trials.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 4
+    assert (out / "history.png").stat().st_size > 1000
+    best = json.loads((out / "best.json").read_text())
+    assert best["validation_AUC"] == max(t["val_AUC"] for t in second.trials if t["val_AUC"])
+    assert 0.0 <= best["test"]["AUC"] <= 1.0
+
+
+def test_changed_settings_are_refused(demo_dir, tmp_path):
+    out = tmp_path / "tune"
+    tune(_bpr_settings(demo_dir), out, 1, evaluate_test=False)
+    with pytest.raises(Exception, match="other settings"):
+        tune(_bpr_settings(demo_dir, seed=5), out, 2)
+
+
+def test_killed_trial_is_resumed_with_its_options(demo_dir, tmp_path, monkeypatch):
+    out = tmp_path / "tune"
+    real = study_module.train_run
+    calls = []
+
+    def interrupted(*args, on_epoch=None, **kw):
+        calls.append(kw)
+
+        def kill(epoch, row):
+            if len(calls) == 2 and epoch == 1:
+                raise KeyboardInterrupt  # as a kill during the second trial's second epoch
+            on_epoch(epoch, row)
+
+        return real(*args, on_epoch=kill, **kw)
+
+    monkeypatch.setattr(study_module, "train_run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tune(_bpr_settings(demo_dir), out, 3)
+    monkeypatch.setattr(study_module, "train_run", real)
+    lines = []
+    result = tune(_bpr_settings(demo_dir), out, 3, echo=lines.append)
+    states = [t["state"] for t in result.trials]
+    assert states.count("interrupted") == 1 and states.count("complete") == 3
+    killed = next(t for t in result.trials if t["state"] == "interrupted")
+    redo = next(t for t in result.trials if t["trial"] > killed["trial"])
+    assert redo["param_lr"] == killed["param_lr"]
+    assert any("interrupted" in line for line in lines)
+
+
+# --- the command -----------------------------------------------------------------------------------------
+def test_tune_command_end_to_end(demo_dir, tmp_path, capsys):
+    out = tmp_path / "tune"
+    argv = ["tune", "bpr", "--data", str(demo_dir), "-o", str(out), "--trials", "2"]
+    argv += ["--set", "epochs=2", "--set", "device=cpu", "--space", "lr=log:1e-3..1e-1"]
+    assert visrec(argv) == 0
+    text = capsys.readouterr().out
+    assert "best: trial" in text and "test of the chosen run" in text
+    assert (out / "trials.md").read_text().count("| 0 |") + 1 >= 1
+    assert visrec([*argv[:-2], "--space", "lr=0..1"]) == 2  # other settings: refused, exit 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_tune_command_bad_space_is_one_line(demo_dir, tmp_path, capsys):
+    argv = ["tune", "bpr", "--data", str(demo_dir), "-o", str(tmp_path / "t"), "--trials", "1"]
+    assert visrec([*argv, "--space", "colour=1,2"]) == 2
+    assert "unknown option 'colour'" in capsys.readouterr().err
