@@ -225,3 +225,53 @@ def test_tune_command_bad_space_is_one_line(demo_dir, tmp_path, capsys):
     argv = ["tune", "bpr", "--data", str(demo_dir), "-o", str(tmp_path / "t"), "--trials", "1"]
     assert visrec([*argv, "--space", "colour=1,2"]) == 2
     assert "unknown option 'colour'" in capsys.readouterr().err
+
+
+# --- the benchmark's search block ------------------------------------------------------------------------
+SEARCH_TOML = """
+[dataset]
+path = "{data}"
+[benchmark]
+n_boot = 50
+[[models]]
+model = "bpr"
+config = {{epochs = 2, batch_size = 256, device = "cpu"}}
+search = {{trials = 2, space = {{lr = "log:1e-3..1e-1", factors = [4, 8]}}}}
+"""
+
+
+def test_benchmark_search_block_tunes_on_validation(demo_dir, tmp_path, capsys):
+    toml = tmp_path / "bench.toml"
+    toml.write_text(SEARCH_TOML.format(data=demo_dir))
+    out = tmp_path / "out"
+    assert visrec(["benchmark", str(toml), "-o", str(out), "--no-plots"]) == 0
+    assert "chosen on validation" in capsys.readouterr().out
+    folder = out / "runs" / "bpr"
+    assert (folder / "trials.md").is_file() and (folder / "study.db").is_file()
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["models"][0]["status"] == "ok"
+    tested = sorted(p.parent.parent.name for p in folder.glob("trials/*/eval/test-full.json"))
+    best = json.loads((folder / "best.json").read_text())
+    assert tested == [f"{best['trial']:04d}"]  # only the chosen trial saw test
+    # a rerun reuses the study: no new trial
+    assert visrec(["benchmark", str(toml), "-o", str(out), "--no-plots"]) == 0
+    assert "none to run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        ("{trials = 2}\ngrid = {lr = [0.1]}", "a grid or a search, not both"),
+        ("{space = {colour = [1, 2]}}", "unknown option 'colour'"),
+        ('{sampler = "anneal"}', "sampler must be one of"),
+        ("{trials = 0}", "trials must be >= 1"),
+    ],
+)
+def test_benchmark_search_block_is_checked(demo_dir, tmp_path, search, message):
+    from visrec.benchmark.config import load_config
+
+    toml = tmp_path / "bench.toml"
+    body = SEARCH_TOML.format(data=demo_dir).rsplit("search = ", 1)[0]
+    toml.write_text(body + f"search = {search}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(toml)

@@ -8,7 +8,9 @@ Layout of the output folder ``OUT``::
     OUT/results.md|csv|json, OUT/plots/*.png   written by report.py and plots.py
 
 Every grid point is scored on the VALIDATION targets (full ranking); the best one by ``select_metric`` is
-the only run evaluated on test. A model that fails (bad options, missing features, a crash in training) is
+the only run evaluated on test. A model with a ``search`` block is tuned instead
+(:func:`visrec.tuning.tune`, trials in ``OUT/runs/<name>/trials/NNNN``, its report beside them), chosen on
+validation the same way. A model that fails (bad options, missing features, a crash in training) is
 recorded with its error and the benchmark goes on with the others.
 """
 
@@ -18,6 +20,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from visrec.errors import VisrecError
 from visrec.evaluation.results import EvalResult
 from visrec.models import create
 from visrec.runs import RUN_FILE, Run, evaluate_run, is_finished, load_run, train_run
+from visrec.tuning import TuneSettings, tune
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
@@ -98,6 +102,22 @@ def run_benchmark(
 def _run_model(outcome, config, dataset, out, force, echo) -> None:
     spec = outcome.spec
     existing = "overwrite" if force else "reuse"
+    if spec.search:
+        _search_model(outcome, config, out, force, echo)
+    else:
+        _grid_model(outcome, config, dataset, out, existing, force, echo)
+    run = _open_run(outcome.chosen.run_dir, dataset)
+    outcome.test = evaluate_run(
+        outcome.chosen.run_dir,
+        split="test",
+        existing=existing,
+        run=run,
+        block_size=config.block_size,
+    )
+
+
+def _grid_model(outcome, config, dataset, out, existing, force, echo) -> None:
+    spec = outcome.spec
     for run_name, options in spec.candidates():
         point = GridPoint(out / "runs" / run_name, options)
         outcome.points.append(point)
@@ -118,14 +138,38 @@ def _run_model(outcome, config, dataset, out, force, echo) -> None:
     outcome.chosen = max(outcome.points, key=lambda p: _finite(p.validation))
     if len(outcome.points) > 1:
         echo(f"  chosen on validation: {outcome.chosen.run_dir.name}")
-    run = _open_run(outcome.chosen.run_dir, dataset)
-    outcome.test = evaluate_run(
-        outcome.chosen.run_dir,
-        split="test",
-        existing=existing,
-        run=run,
-        block_size=config.block_size,
+
+
+def _search_model(outcome, config, out, force, echo) -> None:
+    """The entry's ``search``: :func:`visrec.tuning.tune` into ``OUT/runs/<name>`` (resumed unless
+    ``force``), validation only; its trials table and history plot are written there."""
+    spec, search = outcome.spec, outcome.spec.search
+    folder = out / "runs" / spec.name
+    if force and folder.exists():
+        shutil.rmtree(folder)
+    settings = TuneSettings(
+        model=spec.model,
+        data=config.data,
+        features=spec.features,
+        fixed=dict(spec.config),
+        space=dict(search["space"]),
+        sampler=search["sampler"],
+        seed=search["seed"],
+        metric=config.select_metric,
+        prune=search["prune"],
     )
+    result = tune(
+        settings, folder, search["trials"], evaluate_test=False, echo=lambda m: echo(f"  {m}")
+    )
+    metric = f"val_{config.select_metric}"
+    for row in result.trials:
+        if row["state"] == "complete":
+            params = {k.removeprefix("param_"): v for k, v in row.items() if k.startswith("param_")}
+            point = GridPoint(Path(row["run_dir"]), spec.config | params, row[metric])
+            outcome.points.append(point)
+            if point.run_dir == result.best_dir:
+                outcome.chosen = point
+    echo(f"  chosen on validation: {result.best_dir.name} (report: {folder / 'trials.md'})")
 
 
 def _ensure_trained(spec: ModelSpec, point: GridPoint, config, force: bool, echo) -> None:
