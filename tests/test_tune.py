@@ -89,6 +89,17 @@ def test_training_records_why_it_stopped(demo_dataset):
     assert info["stopped_by"] == "patience" and info["epochs_run"] < 50
 
 
+def test_train_command_says_why_it_stopped(demo_dir, tmp_path, capsys):
+    argv = ["train", "bpr", "--data", str(demo_dir), "--set", "device=cpu", "--set", "factors=4"]
+    assert (
+        visrec([*argv, "-o", str(tmp_path / "a"), "--set", "epochs=2", "--set", "patience=0"]) == 0
+    )
+    assert "epoch budget reached (2 epochs)" in capsys.readouterr().out
+    early = ["--set", "epochs=40", "--set", "patience=1", "--set", "lr=1e-12"]
+    assert visrec([*argv, "-o", str(tmp_path / "b"), *early]) == 0
+    assert "(patience)" in capsys.readouterr().out
+
+
 # --- selection reads validation only -------------------------------------------------------------------
 @dataclass(frozen=True)
 class OracleConfig(Config):
