@@ -232,10 +232,22 @@ def test_tune_command_end_to_end(demo_dir, tmp_path, capsys):
     assert "other settings" in capsys.readouterr().err
 
 
-def test_tune_command_bad_space_is_one_line(demo_dir, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--space", "colour=1,2"], "unknown option 'colour'"),
+        (["--space", "lr=log:0..1"], "low must be > 0"),
+        (["--metric", "AUX"], "metric 'AUX'"),
+        (["--sampler", "grid"], "lr is a range"),
+        (["--space", "lr"], "expected KEY=SPEC"),
+    ],
+)
+def test_tune_command_bad_input_is_one_line(demo_dir, tmp_path, capsys, extra, message):
     argv = ["tune", "bpr", "--data", str(demo_dir), "-o", str(tmp_path / "t"), "--trials", "1"]
-    assert visrec([*argv, "--space", "colour=1,2"]) == 2
-    assert "unknown option 'colour'" in capsys.readouterr().err
+    assert visrec([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "t").exists()  # refused before anything is written
 
 
 # --- the benchmark's search block ------------------------------------------------------------------------

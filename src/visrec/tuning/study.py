@@ -31,6 +31,8 @@ from pathlib import Path
 
 from visrec._io import read_json_object, write_json
 from visrec.errors import ConfigError, VisrecError
+from visrec.evaluation import registry
+from visrec.evaluation.metrics import DEFAULT_KS
 from visrec.models import create, get
 from visrec.models.config import TrainConfig
 from visrec.models.search import Choice, FloatRange, IntRange, Param, check_space, parse_param
@@ -64,6 +66,12 @@ class TuneSettings:
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
+        stored = registry.keys_for(registry.resolve(None), DEFAULT_KS, "full")
+        if self.metric not in stored:  # the validation evaluation of a run stores these
+            raise ConfigError(
+                f"metric {self.metric!r}: the search maximises a stored validation metric, one of "
+                f"{', '.join(stored)}"
+            )
 
     def params(self) -> dict[str, Param]:
         """The search space: the explicit one, else the model's declared one, minus fixed options."""
