@@ -183,6 +183,21 @@ def test_rerun_adds_only_missing_trials(demo_dir, tmp_path):
     assert 0.0 <= best["test"]["AUC"] <= 1.0
 
 
+def test_hopeless_trial_is_pruned_by_its_validation_curve(demo_dir, tmp_path):
+    out = tmp_path / "tune"
+    fixed = {"epochs": 4, "patience": 0, "factors": 8, "batch_size": 128, "device": "cpu"}
+    # grid order: three learning trials (the pruner's start-up), then one that cannot learn
+    space = {"lr": [0.02, 0.03, 0.04, 1e-9]}
+    settings = TuneSettings("bpr", data_spec(demo_dir), fixed=fixed, space=space, sampler="grid")
+    result = tune(settings, out, 4, evaluate_test=False)
+    states = {t["param_lr"]: t["state"] for t in result.trials}
+    assert states == {0.02: "complete", 0.03: "complete", 0.04: "complete", 1e-9: "pruned"}
+    pruned = next(t for t in result.trials if t["state"] == "pruned")
+    assert pruned["epochs"] == 2  # pruning starts at epoch 2 (n_warmup_steps): 2 of 4 epochs ran
+    assert not (out / "trials" / f"{pruned['trial']:04d}").exists()
+    assert "pruned" in (out / "trials.md").read_text()
+
+
 def test_changed_settings_are_refused(demo_dir, tmp_path):
     out = tmp_path / "tune"
     tune(_bpr_settings(demo_dir), out, 1, evaluate_test=False)
