@@ -48,6 +48,9 @@ FEATURE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 class ACFConfig(TrainConfig):
     """Attentive Collaborative Filtering; defaults from the VisRec tutorial."""
 
+    epochs: int = 100
+    """Epoch budget: large, so that validation patience ends a run, not the budget (at 10-15 epochs the
+    validation curve was still rising; see docs/training.md, "Choosing the defaults")."""
     dim: int = 128
     """Dimension of user/item vectors, of the reduced regions and of both attention layers."""
     max_profile: int = 10

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 class DVBPRConfig(TrainConfig):
     """DVBPR; defaults from the paper and its released code (K = 100, Adam 1e-4, batch 128, dropout 0.5)."""
 
+    epochs: int = 100
+    """Epoch budget: large, so that validation patience ends a run, not the budget (at 10-15 epochs the
+    validation curve was still rising; see docs/training.md, "Choosing the defaults")."""
     factors: int = 100
     """K: dimension of theta_u and of the CNN's output Phi(image)."""
     latent_dim: int = 100
