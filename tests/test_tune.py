@@ -255,6 +255,7 @@ def test_tune_command_end_to_end(demo_dir, tmp_path, capsys):
         (["--metric", "AUX"], "metric 'AUX'"),
         (["--sampler", "grid"], "lr is a range"),
         (["--space", "lr"], "expected KEY=SPEC"),
+        (["--no-validation"], "validation only"),
     ],
 )
 def test_tune_command_bad_input_is_one_line(demo_dir, tmp_path, capsys, extra, message):

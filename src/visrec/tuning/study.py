@@ -66,6 +66,8 @@ class TuneSettings:
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
+        if not self.data.split.get("validation", True):
+            raise ConfigError("the search selects on validation only: drop --no-validation")
         stored = registry.keys_for(registry.resolve(None), DEFAULT_KS, "full")
         if self.metric not in stored:  # the validation evaluation of a run stores these
             raise ConfigError(
