@@ -66,9 +66,10 @@ def test_on_epoch_hook_sees_validation_and_can_stop(demo_dataset):
     class Stop(Exception):
         pass
 
-    def on_epoch(epoch, row):
-        seen.append((epoch, row["val_AUC"]))
-        if epoch == 2:
+    def on_epoch(row, epochs):
+        assert epochs == 5
+        seen.append((row["epoch"], row["val_AUC"]))
+        if row["epoch"] == 2:
             raise Stop
 
     model = create("bpr", TINY_BPR | {"epochs": 5, "patience": 0})
@@ -213,10 +214,10 @@ def test_killed_trial_is_resumed_with_its_options(demo_dir, tmp_path, monkeypatc
     def interrupted(*args, on_epoch=None, **kw):
         calls.append(kw)
 
-        def kill(epoch, row):
-            if len(calls) == 2 and epoch == 1:
+        def kill(row, epochs):
+            if len(calls) == 2 and row["epoch"] == 1:
                 raise KeyboardInterrupt  # as a kill during the second trial's second epoch
-            on_epoch(epoch, row)
+            on_epoch(row, epochs)
 
         return real(*args, on_epoch=kill, **kw)
 

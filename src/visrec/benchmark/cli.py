@@ -24,8 +24,8 @@ import click
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 def benchmark_cmd(config_path: Path, out: Path | None, force: bool, no_plots: bool) -> None:
     """Train what is missing, select on validation, evaluate on test; write results.md/csv/json + plots."""
-    from visrec.benchmark import run_suite
     from visrec.benchmark.report import table_markdown
+    from visrec.benchmark.suite import run_suite
 
     out = out or config_path.with_name(f"{config_path.stem}-out")
     summary = run_suite(config_path, out, force=force, plots=not no_plots, echo=click.echo)

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec._config import Typed, build
+from visrec.choices import TUNE_SAMPLERS as SAMPLERS
 from visrec.errors import ConfigError
 from visrec.evaluation import registry
 from visrec.evaluation.metrics import DEFAULT_KS
 from visrec.models import registry as model_registry
 from visrec.models.search import check_space, parse_param
 from visrec.runs import DataSpec, data_spec
-from visrec.tuning import SAMPLERS
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 

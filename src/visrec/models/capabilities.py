@@ -115,9 +115,10 @@ class TrainOptions:
     """torch.distributed context (DDP training); None: one plain process."""
     on_batch: Callable[[int, int], None] | None = None
     """Called with (epoch, batch number) after every step (tests use it to interrupt a run)."""
-    on_epoch: Callable[[int, dict], None] | None = None
-    """Called with (epoch, log row incl. ``val_<metric>``) after every epoch's checkpoint; an exception
-    it raises ends training (hyper-parameter search prunes hopeless trials this way)."""
+    on_epoch: Callable[[dict, int], None] | None = None
+    """Called on rank 0 after every epoch (after its checkpoint) with its train_log.jsonl row (incl.
+    ``val_<metric>``) and the maximum epochs; an exception it raises ends training (the search prunes
+    hopeless trials this way)."""
     trainer: Callable[[TrainsByGradient, Dataset, TrainOptions], list[dict]] | None = None
     """Runs the training loop on a model whose module is built; returns the per-epoch history."""
 

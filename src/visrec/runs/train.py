@@ -104,14 +104,14 @@ def train_run(
     resume: bool = False,
     force: bool = False,
     dist: DistContext | None = None,
-    on_epoch: Callable[[int, dict], None] | None = None,
+    on_epoch: Callable[[dict, int], None] | None = None,
 ) -> Recommender:
     """Train ``model_name`` on ``data`` into the run directory ``out`` (see module docstring).
 
     ``features``: the feature store (or image folder) path, or a mapping input name -> path.
     ``dist`` (from :func:`visrec.distributed.torchrun`): every rank trains its DDP replica on its own
-    share of triplets; rank 0 alone writes files. ``on_epoch`` (gradient models): the Trainer's
-    per-epoch hook (:attr:`TrainOptions.on_epoch`).
+    share of triplets; rank 0 alone writes files. ``on_epoch`` (gradient models, rank 0) receives each
+    epoch's log row (as written to train_log.jsonl) and the maximum epochs.
     """
     out = Path(out)
     cls = get(model_name)

@@ -1,5 +1,12 @@
 """Serving recommendations: top-k for known users or new profiles, visually similar items."""
 
-from visrec.serving.topk import Recommendation, recommend_profile, recommend_users, similar_items
+from visrec._lazy import lazy_exports
 
-__all__ = ["Recommendation", "recommend_profile", "recommend_users", "similar_items"]
+_EXPORTS = {
+    "Recommendation": "visrec.serving.topk",
+    "recommend_profile": "visrec.serving.topk",
+    "recommend_users": "visrec.serving.topk",
+    "similar_items": "visrec.serving.topk",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,10 +8,17 @@ from pathlib import Path
 
 import click
 
+from visrec.choices import INDEX_KINDS
 from visrec.errors import ConfigError, DataError
-from visrec.models.capabilities import ScoresProfiles
-from visrec.serving.index import build_index, index_option
-from visrec.serving.topk import recommend_profile, recommend_users, similar_items
+
+# Heavy modules are imported inside the command bodies, so `--help` needs no torch (test_cli_startup).
+
+
+def index_option(help: str):
+    """The ``--index exact|faiss`` option of ``visrec recommend`` and ``visrec serve``."""
+    return click.option(
+        "--index", type=click.Choice(INDEX_KINDS), default="exact", show_default=True, help=help
+    )
 
 
 def _image_paths(run) -> dict:
@@ -52,6 +59,10 @@ def recommend_cmd(run_dir, user_id, item_ids, k, include_consumed, as_json, inde
 
     if (user_id is None) == (item_ids is None):
         raise click.UsageError("give exactly one of --user ID or --items ID,ID,...")
+    from visrec.models.capabilities import ScoresProfiles
+    from visrec.serving.index import build_index
+    from visrec.serving.topk import recommend_profile, recommend_users
+
     run = load_run(run_dir)
     model = run.model
     indexed = build_index(model, index)
@@ -86,6 +97,7 @@ def recommend_cmd(run_dir, user_id, item_ids, k, include_consumed, as_json, inde
 def similar_cmd(store_path, item_id, k, as_json):
     """The k items whose features are most cosine-similar to --item (VisRank-style)."""
     from visrec.features import FeatureStore
+    from visrec.serving.topk import similar_items
 
     store = FeatureStore.open(store_path)
     rec = similar_items(store.array, store.vocab.index(item_id), k)

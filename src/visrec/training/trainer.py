@@ -43,6 +43,15 @@ class TrainingError(VisrecError):
     """Training cannot go on (non-finite loss, incompatible checkpoint)."""
 
 
+def format_epoch(row: dict, epochs: int | None = None) -> str:
+    """One human line for a row of train_log.jsonl: loss, validation metric, time, triplets/s."""
+    head = f"epoch {row['epoch']}" + (f"/{epochs}" if epochs else "")
+    parts = [f"{head:<11}", f"loss {row['loss']:.4f}"]
+    parts += [f"{k[4:]} {v:.4f}" for k, v in row.items() if k.startswith("val_")]
+    parts += [f"{row['seconds']:.1f} s", f"{row['triplets_per_s']:,.0f} triplets/s"]
+    return "  ".join(parts)
+
+
 def epoch_rng(seed: int, epoch: int, rank: int = 0) -> np.random.Generator:
     """The sampling stream of one (seed, epoch, rank)."""
     return np.random.default_rng([seed, epoch, rank])
@@ -60,7 +69,7 @@ class Trainer:
         resume: bool = False,
         dist: DistContext | None = None,
         on_batch: Callable[[int, int], None] | None = None,
-        on_epoch: Callable[[int, dict], None] | None = None,
+        on_epoch: Callable[[dict, int], None] | None = None,
     ):
         self.model, self.dataset = model, dataset
         self.cfg = model.config
@@ -68,7 +77,7 @@ class Trainer:
         self.resume = resume
         self.dist = dist or DistContext()
         self.on_batch = on_batch
-        self.on_epoch = on_epoch
+        self.on_epoch = on_epoch if self.dist.is_main else None
         self.device = model.device
         self.history: list[dict] = []
         self.best: dict = {"epoch": 0, "value": -float("inf")}
@@ -118,7 +127,7 @@ class Trainer:
             log.info(json.dumps(row))
             self._checkpoint(epoch, module)
             if self.on_epoch is not None:  # after the checkpoint: an exception here loses nothing
-                self.on_epoch(epoch, row)
+                self.on_epoch(row, self.cfg.epochs)
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
         stopped_early = len(self.history) < self.cfg.epochs
@@ -182,6 +191,8 @@ class Trainer:
                 loss = self.step(batch, where=f"epoch {epoch}, batch {batch_no}")
                 total += float(loss)
                 batches += 1
+                if not bar.disable and batches % 10 == 1:
+                    bar.set_postfix(loss=f"{total / batches:.4f}", refresh=False)
                 if self.on_batch is not None:
                     self.on_batch(epoch, batch_no)
         seconds = time.perf_counter() - began

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from visrec.choices import TUNE_SAMPLERS as SAMPLERS
 from visrec.runs.cli import data_options, make_data_spec, parse_sets, read_config
-from visrec.tuning.study import SAMPLERS
 
 
 @click.command("tune")

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from visrec._io import read_json_object, write_json
+from visrec.choices import TUNE_SAMPLERS as SAMPLERS
 from visrec.errors import ConfigError, VisrecError
 from visrec.evaluation import registry
 from visrec.evaluation.metrics import DEFAULT_KS
@@ -41,7 +42,6 @@ from visrec.tuning.report import write_report
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
-SAMPLERS = ("tpe", "random", "grid")
 STUDY = "visrec"
 ENDED = ("COMPLETE", "PRUNED", "FAIL")
 
@@ -288,7 +288,8 @@ def _reporter(trial, metric: str):
     """The Trainer's per-epoch hook: report the validation metric, raise TrialPruned when hopeless."""
     import optuna
 
-    def on_epoch(epoch: int, row: Mapping) -> None:
+    def on_epoch(row: Mapping, epochs: int) -> None:
+        epoch = int(row["epoch"])
         value = row.get(f"val_{metric}")
         if value is None or not math.isfinite(value):
             return

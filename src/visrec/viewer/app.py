@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from visrec.errors import ConfigError, DataError
 from visrec.models.capabilities import ScoresProfiles
 from visrec.serving import recommend_profile
+from visrec.viewer.docs import add_offline_docs
 from visrec.viewer.state import ViewerState
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,12 @@ class ProfileRequest(BaseModel):
 
 def create_app(state: ViewerState) -> FastAPI:
     app = FastAPI(
-        title="visrec viewer", description="Recommendations, similar items and attention."
+        title="visrec viewer",
+        description="Recommendations, similar items and attention.",
+        docs_url=None,
+        redoc_url=None,
     )
+    add_offline_docs(app)
     app.state.viewer = state
     _errors(app)
 

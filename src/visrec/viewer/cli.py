@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from visrec.serving.index import index_option
+from visrec.serving.cli import index_option
 
 
 @click.command("serve")
