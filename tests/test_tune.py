@@ -14,7 +14,6 @@ import torch
 pytest.importorskip("optuna")
 
 from visrec.cli import main as visrec  # noqa: E402
-from visrec.data.dataset import Dataset  # noqa: E402
 from visrec.errors import ConfigError  # noqa: E402
 from visrec.models import create, registry  # noqa: E402
 from visrec.models.base import Recommender  # noqa: E402
@@ -136,14 +135,18 @@ def oracle(monkeypatch):
 
 
 def test_search_never_scores_test_targets(oracle, demo_dir, tmp_path, monkeypatch):
-    splits = []
-    targets = Dataset.targets
+    import visrec.evaluation.engine as engine
+    import visrec.runs.evaluate as run_evaluate
 
-    def recording(self, split):
+    splits = []  # the split of every evaluation pass (the engine's one entry point scores targets)
+    real = engine.evaluate_modes
+
+    def recording(scorer, dataset, *, split, **kw):
         splits.append(split)
-        return targets(self, split)
+        return real(scorer, dataset, split=split, **kw)
 
-    monkeypatch.setattr(Dataset, "targets", recording)
+    monkeypatch.setattr(engine, "evaluate_modes", recording)
+    monkeypatch.setattr(run_evaluate, "evaluate_modes", recording)
     settings = TuneSettings(oracle, data_spec(demo_dir), sampler="grid")
     result = tune(settings, tmp_path / "t", 2)
     assert result.params == {"target": "validation"}

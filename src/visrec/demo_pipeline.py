@@ -66,15 +66,16 @@ model = "random"
 model = "pop"
 [[models]]
 model = "bpr"
-config = {{epochs = 15, patience = 3}}
-grid = {{lr = [0.005, 0.02]}}
+config = {{epochs = 15, patience = 3, factors = 32}}
+grid = {{lr = [0.005, 0.02]}}   # the same grid as VBPR's: one validation budget for both
 [[models]]
 model = "visrank"
 features = "pooled"
 [[models]]
 model = "vbpr"
 features = "pooled"
-config = {{epochs = 10, factors = 32, visual_factors = 16, lr = 0.005}}
+config = {{epochs = 15, patience = 3, factors = 32, visual_factors = 16}}
+grid = {{lr = [0.005, 0.02]}}
 [[models]]
 model = "curatornet"
 features = "pooled"

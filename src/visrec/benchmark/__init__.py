@@ -1,5 +1,6 @@
-"""Benchmarks: a suite of models on one dataset, trained or reused, selected on validation, compared on
-test with confidence intervals and significance marks, plus the tutorial's plots (docs/benchmark.md).
+"""Benchmarks: a suite of models on one dataset (one split or several, e.g. warm and cold items side by
+side), trained or reused, selected on validation, compared on test with confidence intervals and
+significance marks, plus the tutorial's plots (docs/benchmark.md).
 
 ``run_suite(config_path, out)`` (``benchmark/suite.py``) is what ``visrec benchmark CONFIG.toml`` calls.
 Names are exported lazily, so importing ``visrec.benchmark.cli`` for ``--help`` loads no pandas or torch.
@@ -9,6 +10,7 @@ from visrec._lazy import lazy_exports
 
 _EXPORTS = {
     "BenchmarkConfig": "visrec.benchmark.config",
+    "BenchmarkSplit": "visrec.benchmark.config",
     "ModelSpec": "visrec.benchmark.config",
     "load_config": "visrec.benchmark.config",
     "ModelOutcome": "visrec.benchmark.runner",

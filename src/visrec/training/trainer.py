@@ -31,7 +31,7 @@ from visrec.distributed import DistContext
 from visrec.errors import ConfigError, DataError, VisrecError
 from visrec.evaluation import validation_score
 from visrec.models.base import Recommender
-from visrec.models.capabilities import TrainOptions, TrainsByGradient
+from visrec.models.capabilities import Regularised, TrainOptions, TrainsByGradient
 from visrec.training.losses import bce_loss, bpr_loss, warp_loss
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,11 @@ class Trainer:
     def step(self, batch: dict[str, torch.Tensor], where: str = "") -> torch.Tensor:
         """One optimisation step on a batch (under DDP, gradients are averaged over ranks)."""
         loss = self._loss(*self.net(batch))
+        module = self.model.module
+        if isinstance(
+            module, Regularised
+        ):  # the paper's per-triplet L2 of the rows this batch used
+            loss = loss + module.penalty(batch)
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss ({loss.item()}) at {where or 'this step'}")
         self.optimizer.zero_grad(set_to_none=True)
@@ -217,7 +222,8 @@ class Trainer:
 
     def _validate(self) -> float:
         self.model.module.eval()
-        return float(validation_score(self.model.score, self.dataset, metric=self.cfg.val_metric))
+        scorer = self.model.scorer(self.dataset, "validation")  # profiles: train items only
+        return float(validation_score(scorer, self.dataset, metric=self.cfg.val_metric))
 
     def _track(self, epoch: int, value: float, module: torch.nn.Module) -> None:
         if value > self.best["value"]:
