@@ -19,11 +19,13 @@ from pathlib import Path
 
 from visrec._config import Typed, build
 from visrec.benchmark.backbones import AXIS, BackbonesTable
+from visrec.choices import TUNE_SAMPLERS as SAMPLERS
 from visrec.data.split import COLD_METHODS
 from visrec.errors import ConfigError
 from visrec.evaluation import registry
 from visrec.evaluation.metrics import DEFAULT_KS
 from visrec.models import registry as model_registry
+from visrec.models.search import check_space, parse_param
 from visrec.runs import DataSpec, data_spec
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -178,6 +180,8 @@ class ModelEntry(Typed):
     """Model options (as ``--set``)."""
     grid: dict = field(default_factory=dict)
     """Option -> list of values; every combination is trained and chosen on validation."""
+    search: dict = field(default_factory=dict)
+    """Optuna search instead of a grid (:class:`SearchTable`): trials, sampler, seed, prune, space."""
 
     def __post_init__(self):
         label = self.name or self.model
@@ -186,6 +190,30 @@ class ModelEntry(Typed):
         for key, values in self.grid.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"grid.{key} must be a non-empty list, got {values!r}")
+
+
+@dataclass(frozen=True)
+class SearchTable(Typed):
+    """A ``search = {...}`` of a ``[[models]]`` entry: ``visrec tune`` run by the benchmark."""
+
+    trials: int = 20
+    """Trials in all (a rerun adds only the missing ones)."""
+    sampler: str = "tpe"
+    """tpe (Optuna's TPE), random, or grid (every combination of list-valued ``space`` entries)."""
+    seed: int = 0
+    """Sampler seed."""
+    prune: bool = True
+    """Stop hopeless trials early (median of earlier trials' validation curves)."""
+    space: dict = field(default_factory=dict)
+    """Option -> list of values, "low..high" or "log:low..high"; default: the model's declared space."""
+
+    def __post_init__(self):
+        if self.trials < 1:
+            raise ConfigError(f"search trials must be >= 1, got {self.trials}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(
+                f"search sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -198,6 +226,8 @@ class ModelSpec:
     """Resolved path of the feature store (or image folder) the model reads."""
     config: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
+    search: dict = field(default_factory=dict)
+    """A validated :class:`SearchTable` as a dict; empty: no search (the grid, or one run)."""
     backbone: str | None = None
     """On the backbone axis: the backbone whose pooled features it reads (filled in at run time)."""
 
@@ -337,7 +367,9 @@ def _on_axis(spec: ModelSpec, axis: BackbonesTable | None, where: str) -> list[M
             f"features = {AXIS!r}"
         )
     return [
-        ModelSpec(f"{spec.name}@{name}", spec.model, None, spec.config, spec.grid, backbone=name)
+        ModelSpec(
+            f"{spec.name}@{name}", spec.model, None, spec.config, spec.grid, spec.search, name
+        )
         for name in axis.names
     ]
 
@@ -396,13 +428,28 @@ def _model(entry, i: int, features: dict[str, str], where: str) -> ModelSpec:
         )
     else:
         feat = features[spec.features] if spec.features else None
-    model = ModelSpec(name, spec.model, feat, spec.config, spec.grid)
+    search = _search(spec, label, name, where)
+    model = ModelSpec(name, spec.model, feat, spec.config, spec.grid, search)
     for _, options in model.candidates():
         try:
             model_registry.get(spec.model).config_class.from_dict(options)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {label} ({name}): {exc}") from None
     return model
+
+
+def _search(spec: ModelEntry, label: str, name: str, where: str) -> dict:
+    if not spec.search:
+        return {}
+    if spec.grid:
+        raise ConfigError(f"{where}: {label} ({name}): give a grid or a search, not both")
+    table = _table(SearchTable, spec.search, f"{label} search key", where, label=label)
+    try:
+        space = {key: parse_param(key, value) for key, value in table.space.items()}
+        check_space(model_registry.get(spec.model).config_class, space)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {label} ({name}): {exc}") from None
+    return dataclasses.asdict(table)
 
 
 def _path(value: str, base: Path, where: str, what: str, must_exist: bool = True) -> Path:

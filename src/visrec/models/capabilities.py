@@ -226,7 +226,9 @@ class TrainOptions:
     on_batch: Callable[[int, int], None] | None = None
     """Called with (epoch, batch number) after every step (tests use it to interrupt a run)."""
     on_epoch: Callable[[dict, int], None] | None = None
-    """Called on rank 0 after every epoch with its train_log.jsonl row and the maximum epochs."""
+    """Called on rank 0 after every epoch (after its checkpoint) with its train_log.jsonl row (incl.
+    ``val_<metric>``) and the maximum epochs; an exception it raises ends training (the search prunes
+    hopeless trials this way)."""
     trainer: Callable[[TrainsByGradient, Dataset, TrainOptions], list[dict]] | None = None
     """Runs the training loop on a model whose module is built; returns the per-epoch history."""
 
@@ -254,3 +256,9 @@ class TrainsByGradient(ABC):
     @abstractmethod
     def sample(self, dataset: Dataset, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``n`` training triplets as a dict of equal-length arrays (one batch dict per slice)."""
+
+    def param_groups(self) -> list[dict]:
+        """The optimiser's parameter groups (torch's ``{"params": [...], "lr": ...}`` dicts; a group
+        without ``lr`` uses the config's). Default: one group of every trainable parameter; a model whose
+        parts learn at different rates (a CNN and embeddings) declares several."""
+        return [{"params": [p for p in self.module.parameters() if p.requires_grad]}]

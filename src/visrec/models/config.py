@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 from visrec._config import Typed, build
 from visrec.errors import ConfigError
+from visrec.models.search import FloatRange
 
 LOSSES = ("bpr", "warp", "bce")
 
@@ -71,6 +73,13 @@ class TrainConfig(Config):
     """One seed for sampling, initialisation and dropout."""
     device: str = "auto"
     """auto (CUDA when available), cpu, cuda or cuda:N."""
+
+    search_space: ClassVar[dict] = {
+        "lr": FloatRange(1e-4, 1e-1, log=True),
+        "weight_decay": FloatRange(1e-7, 1e-2, log=True),
+    }
+    """What ``visrec tune`` varies by default: option -> range or choice (:mod:`visrec.models.search`);
+    each model extends it beside its config."""
 
     def validate(self) -> None:
         check(self.epochs >= 1, "epochs must be >= 1")

@@ -12,6 +12,7 @@ Trained with BPR on (profile, positive, negative) triplets from the paper's guid
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from visrec.models.config import TrainConfig, check
 from visrec.models.features import item_features, new_item_content
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
+from visrec.models.search import Choice
 from visrec.sampling import pad_profiles, profile_triplets
 from visrec.sampling.curatornet import N_STRATEGIES, build_guided_index, guided_triplets
 
@@ -59,6 +61,9 @@ class CuratorNetConfig(TrainConfig):
     def __post_init__(self):
         object.__setattr__(self, "strategy_shares", tuple(float(s) for s in self.strategy_shares))
         super().__post_init__()
+
+    search_space: ClassVar[dict] = TrainConfig.search_space | {"item_dim": Choice((64, 128, 200))}
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         super().validate()

@@ -15,6 +15,7 @@ triplet), and ``score_users`` projects all items once per call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ from visrec.models.config import TrainConfig, check
 from visrec.models.features import feature_shape, item_features, new_item_content
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
+from visrec.models.search import Choice
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,12 @@ class VBPRConfig(TrainConfig):
     Saved configs that set it keep working."""
     init_std: float = 0.01
     """Standard deviation of the normal initialisation of gamma, theta and E (biases start at 0)."""
+
+    search_space: ClassVar[dict] = TrainConfig.search_space | {
+        "factors": Choice((32, 64, 128, 200)),
+        "visual_factors": Choice((16, 32, 64, 100)),
+    }
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         super().validate()

@@ -12,6 +12,7 @@ whole-profile similarity tensor is ever held beyond ``block_elements`` numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from visrec.models.capabilities import (
 from visrec.models.config import Config, check
 from visrec.models.features import item_features, new_item_content
 from visrec.models.registry import register
+from visrec.models.search import Choice
 
 AGGREGATIONS = ("maximum", "average", "average_top_k")
 
@@ -48,6 +50,12 @@ class VisRankConfig(Config):
     """Memory bound: most (users x profile items x items) cosines computed at once (float32 numbers)."""
     device: str = "auto"
     """Where scores are computed: auto (CUDA when available), cpu, cuda or cuda:N."""
+
+    search_space: ClassVar[dict] = {
+        "aggregation": Choice(("maximum", "average", "average_top_k")),
+        "k": Choice((1, 3, 5, 10)),
+    }
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         check(
