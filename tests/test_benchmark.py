@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from visrec.benchmark import load_config, run_suite
-from visrec.benchmark.config import ModelSpec
+from visrec.benchmark.entries import ModelSpec
 from visrec.benchmark.report import METRICS, summarise, table_markdown
 from visrec.benchmark.runner import GridPoint, ModelOutcome
 from visrec.cli import main

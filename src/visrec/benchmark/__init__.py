@@ -13,7 +13,7 @@ from visrec._lazy import lazy_exports
 _EXPORTS = {
     "BenchmarkConfig": "visrec.benchmark.config",
     "BenchmarkSplit": "visrec.benchmark.config",
-    "ModelSpec": "visrec.benchmark.config",
+    "ModelSpec": "visrec.benchmark.entries",
     "load_config": "visrec.benchmark.config",
     "Experiment": "visrec.benchmark.experiment",
     "Results": "visrec.benchmark.experiment",

@@ -2,33 +2,27 @@
 (docs/benchmark.md).
 
 Each table is a typed config (:class:`FileTables`, :class:`DatasetTable`, :class:`SplitTable`,
-:class:`BenchmarkTable`, :class:`ModelEntry`: a docstring per key) checked by
-:func:`visrec._config.build`, the mechanism that also reads model options; :func:`parse_config` turns them
-into a :class:`BenchmarkConfig`. The split is either given in ``[dataset]`` (one split, the original
+:class:`BenchmarkTable`, and :class:`visrec.benchmark.entries.ModelEntry`: a docstring per key)
+checked by :func:`visrec._config.build`, the mechanism that also reads model options;
+:func:`parse_config` turns them into a :class:`BenchmarkConfig`. The split is either given in ``[dataset]`` (one split, the original
 layout) or as ``[[splits]]`` tables, each with a name (several splits side by side, e.g. warm and cold).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visrec._config import Typed, build
-from visrec.benchmark.backbones import AXIS, BackbonesTable
-from visrec.choices import TUNE_SAMPLERS as SAMPLERS
+from visrec._config import Typed
+from visrec.benchmark.backbones import BackbonesTable
+from visrec.benchmark.entries import NAME, ModelSpec, model_spec, on_axis, read_table
 from visrec.data.split import COLD_METHODS
 from visrec.errors import ConfigError
 from visrec.evaluation import registry
 from visrec.evaluation.metrics import DEFAULT_KS
-from visrec.models import registry as model_registry
-from visrec.models.search import check_space, parse_param
 from visrec.runs import DataSpec, data_spec
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -100,7 +94,7 @@ class SplitTable(Typed):
     """cold-items split: seed that draws the cold items."""
 
     def __post_init__(self):
-        if not _NAME.fullmatch(self.name):
+        if not NAME.fullmatch(self.name):
             raise ConfigError(f"split name {self.name!r} must be letters, digits, '_', '-', '.'")
 
 
@@ -167,84 +161,6 @@ class BenchmarkTable(Typed):
 
 
 @dataclass(frozen=True)
-class ModelEntry(Typed):
-    """One ``[[models]]`` entry."""
-
-    model: str
-    """Registry name (see `visrec models`)."""
-    name: str | None = None
-    """Label in the table and run folder (default: model)."""
-    features: str | None = None
-    """A name from ``[features]``."""
-    config: dict = field(default_factory=dict)
-    """Model options (as ``--set``)."""
-    grid: dict = field(default_factory=dict)
-    """Option -> list of values; every combination is trained and chosen on validation."""
-    search: dict = field(default_factory=dict)
-    """Optuna search instead of a grid (:class:`SearchTable`): trials, sampler, seed, prune, space."""
-
-    def __post_init__(self):
-        label = self.name or self.model
-        if not _NAME.fullmatch(label):
-            raise ConfigError(f"name {label!r} must be letters, digits, '_', '-', '.'")
-        for key, values in self.grid.items():
-            if not isinstance(values, list) or not values:
-                raise ConfigError(f"grid.{key} must be a non-empty list, got {values!r}")
-
-
-@dataclass(frozen=True)
-class SearchTable(Typed):
-    """A ``search = {...}`` of a ``[[models]]`` entry: ``visrec tune`` run by the benchmark."""
-
-    trials: int = 20
-    """Trials in all (a rerun adds only the missing ones)."""
-    sampler: str = "tpe"
-    """tpe (Optuna's TPE), random, or grid (every combination of list-valued ``space`` entries)."""
-    seed: int = 0
-    """Sampler seed."""
-    prune: bool = True
-    """Stop hopeless trials early (median of earlier trials' validation curves)."""
-    space: dict = field(default_factory=dict)
-    """Option -> list of values, "low..high" or "log:low..high"; default: the model's declared space."""
-
-    def __post_init__(self):
-        if self.trials < 1:
-            raise ConfigError(f"search trials must be >= 1, got {self.trials}")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(
-                f"search sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}"
-            )
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One row of the table: a registered model, its options and an optional validation grid."""
-
-    name: str
-    model: str
-    features: str | None = None
-    """Resolved path of the feature store (or image folder) the model reads."""
-    config: dict = field(default_factory=dict)
-    grid: dict = field(default_factory=dict)
-    search: dict = field(default_factory=dict)
-    """A validated :class:`SearchTable` as a dict; empty: no search (the grid, or one run)."""
-    backbone: str | None = None
-    """On the backbone axis: the backbone whose pooled features it reads (filled in at run time)."""
-
-    def candidates(self) -> list[tuple[str, dict]]:
-        """(run folder name, full option dict) of every grid point; one entry without a grid."""
-        if not self.grid:
-            return [(self.name, dict(self.config))]
-        keys = sorted(self.grid)
-        out = []
-        for values in itertools.product(*(self.grid[k] for k in keys)):
-            point = dict(zip(keys, values, strict=True))
-            slug = ",".join(f"{k}={v}" for k, v in point.items())
-            out.append((f"{self.name}/{slug}", self.config | point))
-        return out
-
-
-@dataclass(frozen=True)
 class BenchmarkConfig:
     """A parsed, validated benchmark file."""
 
@@ -289,17 +205,17 @@ def load_config(path: str | Path) -> BenchmarkConfig:
 def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
     where = str(path)
     base = path.resolve().parent
-    tables = _table(FileTables, raw, "top-level table", where)
+    tables = read_table(FileTables, raw, "top-level table", where)
     splits = _splits(tables, base, where)
     features = _features(tables.features, base, where)
-    bench = _table(BenchmarkTable, tables.benchmark, "[benchmark] key", where)
+    bench = read_table(BenchmarkTable, tables.benchmark, "[benchmark] key", where)
     if not tables.models:
         raise ConfigError(f"{where}: expected at least one [[models]] entry")
     axis = _backbones(tables.backbones, base, where)
     specs = tuple(
         spec
         for i, entry in enumerate(tables.models)
-        for spec in _on_axis(_model(entry, i, features, where), axis, where)
+        for spec in on_axis(model_spec(entry, i, features, where), axis, where)
     )
     names = [m.name for m in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -321,7 +237,7 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
 
 
 def _splits(tables: FileTables, base: Path, where: str) -> tuple[BenchmarkSplit, ...]:
-    dataset = _table(DatasetTable, tables.dataset, "[dataset] key", where)
+    dataset = read_table(DatasetTable, tables.dataset, "[dataset] key", where)
     if not tables.splits:
         return (BenchmarkSplit("", _dataset(dataset, base, where)),)
     given = [k for k in SPLIT_KEYS if k in tables.dataset]
@@ -333,7 +249,7 @@ def _splits(tables: FileTables, base: Path, where: str) -> tuple[BenchmarkSplit,
     out = []
     for i, raw in enumerate(tables.splits):
         label = f"[[splits]] entry {i + 1}"
-        table = _table(SplitTable, raw, f"{label} key", where, label=label)
+        table = read_table(SplitTable, raw, f"{label} key", where, label=label)
         keys = {k: getattr(table, k) for k in SPLIT_KEYS}
         data = _dataset(dataclasses.replace(dataset, **keys), base, where, label)
         out.append(BenchmarkSplit(table.name, data))
@@ -345,44 +261,13 @@ def _splits(tables: FileTables, base: Path, where: str) -> tuple[BenchmarkSplit,
 
 
 def _backbones(raw: dict, base: Path, where: str) -> BackbonesTable | None:
-    table = _table(BackbonesTable, raw, "[backbones] key", where)
+    table = read_table(BackbonesTable, raw, "[backbones] key", where)
     if not table.names:
         return None
     if table.images:
         images = _path(table.images, base, where, "[backbones] images")
         table = BackbonesTable(**(table.to_dict() | {"images": str(images)}))
     return table
-
-
-def _on_axis(spec: ModelSpec, axis: BackbonesTable | None, where: str) -> list[ModelSpec]:
-    """One spec per backbone for a model entry with ``features = "backbones"``."""
-    if spec.features != AXIS:
-        return [spec]
-    if axis is None:
-        raise ConfigError(f"{where}: {spec.name} reads features = {AXIS!r}: set [backbones] names")
-    kinds = {i.kind for i in model_registry.get(spec.model).inputs}
-    if kinds != {"pooled"}:
-        raise ConfigError(
-            f"{where}: {spec.name} ({spec.model}) does not read pooled features: it cannot take "
-            f"features = {AXIS!r}"
-        )
-    return [
-        ModelSpec(
-            f"{spec.name}@{name}", spec.model, None, spec.config, spec.grid, spec.search, name
-        )
-        for name in axis.names
-    ]
-
-
-def _table(cls, raw, what: str, where: str, label: str = ""):
-    """One table checked by its typed config; errors get the file (and the entry) prefixed."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: {label or what.removesuffix(' key')} must be a table")
-    try:
-        return build(cls, raw, what=what, parse=False)
-    except ConfigError as exc:
-        message = str(exc) if label in str(exc) else f"{label}: {exc}"
-        raise ConfigError(f"{where}: {message}") from None
 
 
 def _dataset(table: DatasetTable, base: Path, where: str, what: str = "[dataset]") -> DataSpec:
@@ -409,47 +294,6 @@ def _features(table: dict[str, str], base: Path, where: str) -> dict[str, str]:
         name: str(_path(value, base, where, f"[features] {name}", must_exist=False))
         for name, value in table.items()
     }
-
-
-def _model(entry, i: int, features: dict[str, str], where: str) -> ModelSpec:
-    label = f"[[models]] entry {i + 1}"
-    spec = _table(ModelEntry, entry, f"{label} key", where, label=label)
-    try:
-        model_registry.get(spec.model)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {label}: {exc}") from None
-    name = spec.name or spec.model
-    if spec.features == AXIS and AXIS not in features:
-        feat = AXIS  # resolved per backbone by _on_axis
-    elif spec.features is not None and spec.features not in features:
-        known = ", ".join(sorted(features)) or "none defined"
-        raise ConfigError(
-            f"{where}: {label} ({name}): unknown features {spec.features!r}; [features]: {known}"
-        )
-    else:
-        feat = features[spec.features] if spec.features else None
-    search = _search(spec, label, name, where)
-    model = ModelSpec(name, spec.model, feat, spec.config, spec.grid, search)
-    for _, options in model.candidates():
-        try:
-            model_registry.get(spec.model).config_class.from_dict(options)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {label} ({name}): {exc}") from None
-    return model
-
-
-def _search(spec: ModelEntry, label: str, name: str, where: str) -> dict:
-    if not spec.search:
-        return {}
-    if spec.grid:
-        raise ConfigError(f"{where}: {label} ({name}): give a grid or a search, not both")
-    table = _table(SearchTable, spec.search, f"{label} search key", where, label=label)
-    try:
-        space = {key: parse_param(key, value) for key, value in table.space.items()}
-        check_space(model_registry.get(spec.model).config_class, space)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {label} ({name}): {exc}") from None
-    return dataclasses.asdict(table)
 
 
 def _path(value: str, base: Path, where: str, what: str, must_exist: bool = True) -> Path:

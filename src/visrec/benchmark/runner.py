@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec._io import read_json_object
-from visrec.benchmark.config import BenchmarkConfig, BenchmarkSplit, ModelSpec
+from visrec.benchmark.config import BenchmarkConfig, BenchmarkSplit
+from visrec.benchmark.entries import ModelSpec
 from visrec.data.dataset import Dataset
 from visrec.errors import VisrecError
 from visrec.evaluation.results import EvalResult, metric_key
