@@ -4,8 +4,9 @@
 Each table is a typed config (:class:`FileTables`, :class:`DatasetTable`, :class:`SplitTable`,
 :class:`BenchmarkTable`, and :class:`visrec.benchmark.entries.ModelEntry`: a docstring per key)
 checked by :func:`visrec._config.build`, the mechanism that also reads model options;
-:func:`parse_config` turns them into a :class:`BenchmarkConfig`. The split is either given in ``[dataset]`` (one split, the original
-layout) or as ``[[splits]]`` tables, each with a name (several splits side by side, e.g. warm and cold).
+:func:`parse_config` turns them into a :class:`BenchmarkConfig`. The split is either given in
+``[dataset]`` (one split, the original layout) or as ``[[splits]]`` tables, each with a name (several
+splits side by side, e.g. warm and cold).
 """
 
 from __future__ import annotations
