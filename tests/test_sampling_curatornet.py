@@ -10,14 +10,8 @@ from hypothesis import strategies as st
 
 from visrec.data import Dataset
 from visrec.data.interactions import Interactions
-from visrec.sampling.curatornet import (
-    STRATEGIES,
-    _collect,
-    _Context,
-    build_guided_index,
-    guided_triplets,
-    strategy_counts,
-)
+from visrec.sampling.curatornet import STRATEGIES, _collect, guided_triplets, strategy_counts
+from visrec.sampling.guided import SamplingContext, build_guided_index
 from visrec.sampling.kmeans import kmeans
 
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -48,7 +42,7 @@ def user_sets(ds: Dataset, split) -> list[set]:
 
 
 def run(ds, index, strategy: int, n: int, seed: int):
-    ctx = _Context(ds, index, np.random.default_rng(seed), 2, 6, 0.6)
+    ctx = SamplingContext(ds, index, np.random.default_rng(seed), 2, 6, 0.6)
     return _collect(STRATEGIES[strategy - 1], ctx, n)
 
 

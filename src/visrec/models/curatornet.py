@@ -33,7 +33,8 @@ from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
 from visrec.models.search import Choice
 from visrec.sampling import pad_profiles, profile_triplets
-from visrec.sampling.curatornet import N_STRATEGIES, build_guided_index, guided_triplets
+from visrec.sampling.curatornet import N_STRATEGIES, guided_triplets
+from visrec.sampling.guided import build_guided_index
 
 SAMPLING = ("guided", "profile")
 
