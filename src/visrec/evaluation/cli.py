@@ -63,7 +63,9 @@ def evaluate_cmd(
 ):
     """Evaluate the run in RUN_DIR; write RUN_DIR/eval/<split>-<mode>.json (means) and .csv (per user)."""
     from visrec.distributed import init_from_env, shutdown
+    from visrec.evaluation import kernels
 
+    kernels.prefetch()  # numba's import and the kernel's load overlap loading the run and scoring
     options = {}
     if metric_names:
         options["metrics"] = metric_names
