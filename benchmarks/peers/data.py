@@ -78,7 +78,8 @@ def prepare(work: Path, scale: float = 1.0, seed: int = 0, spatial: bool = False
 
     n = shape(scale)
     (work / "visrec-data").mkdir(parents=True, exist_ok=True)
-    interactions(n, seed).to_csv(work / "visrec-data/interactions.csv", index=False)
+    frame = interactions(n, seed)
+    frame.to_csv(work / "visrec-data/interactions.csv", index=False)
     dataset = open_dataset(work / "visrec-data").build(SplitSpec())
     rng = np.random.default_rng(seed + 1)
     features = rng.gamma(0.5, 1.0, (dataset.n_items, n["dim"])).astype(np.float32)
@@ -89,6 +90,7 @@ def prepare(work: Path, scale: float = 1.0, seed: int = 0, spatial: bool = False
         spatial_files(work, ids, seed)
     info = {"scale_seed": [scale, seed], **n, "n_train": int(dataset.n_train), "spatial": spatial}
     info["users"], info["items"] = int(dataset.n_users), int(dataset.n_items)
+    info["interactions"] = len(frame)  # after dropping repeated (user, item) pairs
     stamp.write_text(json.dumps(info))
     return info
 
