@@ -1,6 +1,6 @@
 # visrec: two commands on a fresh machine with Python 3.11 and the package registries.
 #   make demo   generate the demo dataset and run the pipeline on it
-#   make test   install the test dependencies and run the test suite
+#   make test   install the test dependencies, check the package layers and run the test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 DEMO_DIR := demo-out
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint lint-imports venv clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,10 +21,14 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m visrec.demo_pipeline $(DEMO_DIR)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed lint-imports
 	$(PY) -m pytest -q
 
-lint: $(VENV)/.installed
+# The package layers of docs/architecture.md (contracts in pyproject.toml [tool.importlinter]).
+lint-imports: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
+
+lint: $(VENV)/.installed lint-imports
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 

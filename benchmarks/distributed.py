@@ -107,14 +107,13 @@ def worker_extract(args, ctx) -> dict:
 def worker(args) -> None:
     import torch
 
-    from visrec.distributed import init_from_env, shutdown
+    from visrec.distributed import torchrun
 
     torch.set_num_threads(args.threads)
-    ctx = init_from_env("gloo")
-    result = (worker_train if args.worker == "train" else worker_extract)(args, ctx)
-    if ctx.is_main:
-        print("RESULT " + json.dumps(result), flush=True)
-    shutdown(ctx)
+    with torchrun("gloo") as ctx:
+        result = (worker_train if args.worker == "train" else worker_extract)(args, ctx)
+        if ctx.is_main:
+            print("RESULT " + json.dumps(result), flush=True)
 
 
 def make_images(folder: Path, n: int) -> None:

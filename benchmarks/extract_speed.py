@@ -94,10 +94,11 @@ def visrec_extract(
 
 
 def pure_forward(backbone: str, precision: str, batch: int, n: int) -> float:
+    from visrec.devices import resolve_device
     from visrec.features import create_backbone, runtime
 
     body, prep = create_backbone(backbone, "none")
-    device = runtime.resolve_device(None)
+    device = resolve_device(None)
     model = runtime.prepare_model(body, prep, device, runtime.resolve_precision(precision, device))
     x = torch.randint(0, 255, (batch, 224, 224, 3), dtype=torch.uint8, device=device)
     with torch.inference_mode():

@@ -220,6 +220,8 @@ def visrec_vbpr(bench: Bench, n: int) -> tuple[float, float]:
     """(triplets/s wall of one Trainer epoch, sampling included; triplets per CPU-second from the
     start of fit to the last batch, setup and sampling included, validation excluded)."""
     from visrec.models import create
+    from visrec.models.capabilities import TrainOptions
+    from visrec.training import fit_model
 
     config = {
         "batch_size": TUTORIAL_BATCH,
@@ -230,10 +232,11 @@ def visrec_vbpr(bench: Bench, n: int) -> tuple[float, float]:
     }
     marks: list[float] = []
     cpu = time.process_time()
-    model = create("vbpr", config).fit(
+    model = fit_model(
+        create("vbpr", config),
         bench.dataset,
         bench.features,
-        on_batch=lambda epoch, batch: marks.append(time.process_time()),
+        TrainOptions(on_batch=lambda epoch, batch: marks.append(time.process_time())),
     )
     return float(model.history[0]["triplets_per_s"]), n / (marks[-1] - cpu)
 
@@ -325,6 +328,7 @@ def reference_curatornet(bench: Bench, csv_path: Path) -> float:
 def visrec_curatornet(bench: Bench, n: int, sampling: str) -> float:
     """Triplets/s of one Trainer epoch (sampling included; k-means and validation excluded)."""
     from visrec.models import create
+    from visrec.training import fit_model
 
     config = {
         "batch_size": CURATORNET_BATCH,
@@ -334,7 +338,7 @@ def visrec_curatornet(bench: Bench, n: int, sampling: str) -> float:
         "seed": bench.args.seed,
         "sampling": sampling,
     }
-    model = create("curatornet", config).fit(bench.dataset, bench.features)
+    model = fit_model(create("curatornet", config), bench.dataset, bench.features)
     return float(model.history[0]["triplets_per_s"])
 
 
@@ -416,6 +420,7 @@ def reference_acf(bench: Bench, maps: np.ndarray, sample: dict[str, np.ndarray])
 def section_acf(bench: Bench) -> None:
     from visrec.models import create
     from visrec.sampling import profile_triplets
+    from visrec.training import fit_model
 
     n = bench.args.acf_triplets
     maps = acf_maps(bench)
@@ -428,7 +433,7 @@ def section_acf(bench: Bench) -> None:
         "device": "cpu",
         "seed": bench.args.seed,
     }
-    model = create("acf", config).fit(bench.dataset, maps)
+    model = fit_model(create("acf", config), bench.dataset, maps)
     visrec = float(model.history[0]["triplets_per_s"])
     print(
         f"(d) ACF, {n:,} triplets in batches of {ACF_BATCH}, profiles of up to 10 items, maps "

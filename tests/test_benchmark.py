@@ -174,6 +174,18 @@ def test_changed_options_are_not_silently_reused(demo_dir, features, tmp_path):
         ('[[models]]\nmodel = "bpr"\nconfig = {lr = -1.0}\n', "lr must be > 0"),
         ('[[models]]\nmodel = "pop"\n[[models]]\nmodel = "pop"\n', "repeated: pop"),
         ('[[models]]\nmodel = "pop"\ncolour = 1\n', "unknown [[models]] entry 1 key 'colour'"),
+        (
+            'seed = "x"\n[[models]]\nmodel = "pop"\n',
+            "[benchmark] key seed: cannot read 'x'",
+        ),
+        (
+            'nboot = 9\n[[models]]\nmodel = "pop"\n',
+            "'nboot'; expected one of seed, n_boot",
+        ),
+        (
+            '[[models]]\nmodel = "bpr"\nconfig = {epochs = 1.5}\n',
+            "option epochs: cannot read 1.5 as int",
+        ),
     ],
 )
 def test_config_errors_name_the_file_and_entry(demo_dir, features, tmp_path, snippet, message):
@@ -181,6 +193,14 @@ def test_config_errors_name_the_file_and_entry(demo_dir, features, tmp_path, sni
     with pytest.raises(ConfigError) as info:
         load_config(config)
     assert str(config) in str(info.value) and message in str(info.value)
+
+
+def test_cold_items_split_settings_reach_the_data_spec(demo_dir, features, tmp_path):
+    text = write_config(tmp_path, demo_dir, features, MODELS).read_text()
+    cold = 'split = "cold-items"\ncold_fraction = 0.2\nsplit_seed = 7\n[features]'
+    (tmp_path / "bench.toml").write_text(text.replace("[features]", cold))
+    split = load_config(tmp_path / "bench.toml").data.split
+    assert (split["method"], split["cold_fraction"], split["seed"]) == ("cold-items", 0.2, 7)
 
 
 def test_config_paths_are_relative_to_the_file(demo_dir, tmp_path):

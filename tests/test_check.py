@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from visrec.cli import main
-from visrec.data.check import check_dataset
 from visrec.data.loaders import load_movielens, write_folder
+from visrec.features.check import check_dataset
 
 
 def _image(path: Path, fmt: str = "JPEG") -> Path:

@@ -9,8 +9,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from visrec.distributed import DistContext
 from visrec.models import create
-from visrec.training.trainer import DistContext, Trainer
+from visrec.training.trainer import Trainer
 
 pytestmark = pytest.mark.distributed
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from visrec.distributed import DistContext
 from visrec.evaluation import evaluate
 from visrec.evaluation.distributed import evaluate_sharded, evaluate_sharded_modes
 from visrec.evaluation.results import EvalResult
-from visrec.training.trainer import DistContext
 
 pytestmark = pytest.mark.distributed
 

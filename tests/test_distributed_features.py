@@ -10,10 +10,10 @@ import torch
 import torch.multiprocessing as mp
 from PIL import Image
 
+from visrec.distributed import DistContext
 from visrec.features.extract import extract_features
 from visrec.features.sharded import extract_sharded, shard_folder
 from visrec.features.store import FeatureStore
-from visrec.training.trainer import DistContext
 
 pytestmark = pytest.mark.distributed
 

@@ -11,7 +11,7 @@ import pytest
 from visrec.data import Dataset, Interactions, SplitSpec
 from visrec.errors import ConfigError
 from visrec.evaluation import EvalSettings, evaluate, evaluate_modes, matrix_scorer
-from visrec.evaluation.runs import eval_name
+from visrec.runs import eval_name
 
 ROWS = [
     ("u", "a", 1),

@@ -10,8 +10,7 @@ import pytest
 from visrec.cli import main
 from visrec.errors import VisrecError
 from visrec.evaluation import evaluate
-from visrec.evaluation.runs import eval_paths, evaluate_run, load_evaluation
-from visrec.training.run import DataSpec, load_run, train_run
+from visrec.runs import DataSpec, eval_paths, evaluate_run, load_evaluation, load_run, train_run
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import socket
+import sys
 import threading
 import urllib.parse
 import zipfile
@@ -24,15 +25,12 @@ from visrec.data.download import FileCache, Remote
 from visrec.data.fetch import RECIPES, fetch_dataset, match_from_files
 from visrec.errors import ConfigError, DataError
 
-# ---- a tiny server with Google-Drive-like confirmation pages, drops and Range support -----------
+# ---- a tiny server with dropped connections and Range support ------------------------------------
 
 
 @dataclass
 class Route:
     data: bytes
-    confirm: str | None = (
-        None  # "form" (new Drive page), "link" (old), "cookie", "none" (no way on)
-    )
     drops: int = 0  # how many responses are cut off half-way
     ranges: bool = True  # honour Range requests
 
@@ -44,79 +42,34 @@ class Server:
     log: list[tuple[str, str | None]] = field(default_factory=list)
 
 
-def _confirm_page(kind: str, path: str) -> tuple[bytes, dict[str, str]]:
-    if kind == "form":
-        body = (
-            "<html><head><title>Google Drive - Virus scan warning</title></head><body>"
-            f'<form id="download-form" action="{path}" method="get">'
-            '<input type="submit" value="Download anyway">'
-            '<input type="hidden" name="id" value="abc"><input type="hidden" name="export" '
-            'value="download"><input type="hidden" name="confirm" value="t">'
-            '<input type="hidden" name="uuid" value="1234"></form></body></html>'
-        )
-        return body.encode(), {}
-    if kind == "link":
-        body = (
-            "<html><head><title>Google Drive</title></head><body>too large to scan "
-            f'<a id="uc-download-link" href="{path}?export=download&amp;confirm=Xy9z&amp;id=abc">'
-            "Download anyway</a></body></html>"
-        )
-        return body.encode(), {}
-    body = b"<html><head><title>Google Drive</title></head><body>nothing here</body></html>"
-    if kind == "cookie":
-        return body, {"Set-Cookie": "download_warning_123_abc=TOKEN42; Path=/"}
-    return body, {}
-
-
 def _make_handler(server: Server):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
         def do_GET(self):
-            parts = urllib.parse.urlsplit(self.path)
             server.log.append((self.path, self.headers.get("Range")))
-            route = server.routes.get(parts.path)
+            route = server.routes.get(urllib.parse.urlsplit(self.path).path)
             if route is None:
                 self.send_error(404)
                 return
-            if route.confirm and "confirm=" not in parts.query:
-                body, headers = _confirm_page(route.confirm, parts.path)
-                self._send(200, body, {"Content-Type": "text/html; charset=utf-8", **headers})
-                return
-            self._send_file(route)
-
-        def _send_file(self, route: Route):
             start, status, headers = 0, 200, {"Content-Type": "application/octet-stream"}
             wanted = self.headers.get("Range")
             if wanted and route.ranges:
-                start = int(wanted.split("=")[1].split("-")[0])
-                total = len(route.data)
-                if start >= total:
-                    self._send(416, b"", {"Content-Range": f"bytes */{total}"})
-                    return
-                status = 206
-                headers["Content-Range"] = f"bytes {start}-{total - 1}/{total}"
+                start, total = int(wanted.split("=")[1].split("-")[0]), len(route.data)
+                status, headers["Content-Range"] = 206, f"bytes {start}-{total - 1}/{total}"
             body = route.data[start:]
-            if route.drops > 0:
+            self.send_response(status)
+            for key, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if route.drops > 0:  # half the body, then the connection goes away
                 route.drops -= 1
-                self.send_response(status)
-                for key, value in {**headers, "Content-Length": str(len(body))}.items():
-                    self.send_header(key, value)
-                self.end_headers()
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True
                 return
-            self._send(status, body, headers)
-
-        def _send(self, status: int, body: bytes, headers: dict[str, str]):
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
             self.wfile.write(body)
 
     return Handler
@@ -136,7 +89,7 @@ def server():
 
 @pytest.fixture
 def cache(tmp_path) -> FileCache:
-    return FileCache(tmp_path / "cache", retries=3, backoff=0.0, timeout=5.0)
+    return FileCache(tmp_path / "cache", retries=3, timeout=5.0)
 
 
 def _payload(n: int = 200_000, seed: int = 0) -> bytes:
@@ -150,36 +103,55 @@ def _closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/file.bin"
 
 
-# ---- the downloader -----------------------------------------------------------------------------
+def _ranges(server: Server) -> list[int | None]:
+    return [int(r.split("=")[1].rstrip("-")) if r else None for _, r in server.log]
 
 
-@pytest.mark.parametrize("style", ["form", "link", "cookie"])
-def test_confirmation_page_is_followed(server, cache, style):
+# ---- the downloader: our behaviour around gdown -------------------------------------------------
+
+
+def test_download_is_recorded_with_size_and_sha256(server, cache):
     data = _payload()
-    server.routes["/big.bin"] = Route(data, confirm=style)
+    server.routes["/big.bin"] = Route(data)
     path = cache.obtain(Remote("big.bin", server.url + "/big.bin"))
     assert path.read_bytes() == data
-    assert len(server.log) == 2 and "confirm=" in server.log[1][0]
     entry = json.loads(cache.registry_path.read_text())["files"]["big.bin"]
     assert entry["size"] == len(data)
     assert entry["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 def test_dropped_connection_resumes_with_range(server, cache):
-    data = _payload(300_000)
+    data = _payload(3_000_000)  # several of gdown's 512 KiB chunks arrive before each drop
     server.routes["/f.bin"] = Route(data, drops=2)
     path = cache.obtain(Remote("f.bin", server.url + "/f.bin"))
     assert path.read_bytes() == data
-    offsets = [int(r.split("=")[1].rstrip("-")) for _, r in server.log if r]
-    assert len(server.log) == 3 and server.log[0][1] is None
-    assert offsets == [150_000, 225_000]  # each retry asks for the bytes not yet on disk
-    assert not (cache.downloads / "f.bin.part").exists()
+    first, *offsets = _ranges(server)
+    assert first is None and len(offsets) == 2  # each retry asks only for the missing bytes
+    assert 0 < offsets[0] < offsets[1] < len(data)
+    assert not list(cache.downloads.glob("*.part"))
+
+
+def test_an_interrupted_run_resumes_its_partial_file(server, tmp_path):
+    data = _payload(2_000_000, seed=5)
+    server.routes["/f.bin"] = Route(data, drops=1)
+    cache = FileCache(tmp_path / "cache", retries=0, timeout=5.0)
+    remote = Remote("f.bin", server.url + "/f.bin")
+    with pytest.raises(DataError, match="--from-file f.bin=PATH"):
+        cache.obtain(remote)
+    (part,) = cache.downloads.glob("f.bin*.part")
+    kept = part.stat().st_size
+    assert 0 < kept < len(data)
+    assert cache.obtain(remote).read_bytes() == data
+    assert _ranges(server)[-1] == kept  # the next run asked only for the rest
 
 
 def test_server_ignoring_range_restarts_cleanly(server, cache):
-    data = _payload(100_000, seed=1)
+    data = _payload(2_000_000, seed=1)
     server.routes["/f.bin"] = Route(data, drops=1, ranges=False)
     assert cache.obtain(Remote("f.bin", server.url + "/f.bin")).read_bytes() == data
+    assert not list(cache.downloads.glob("*.part"))
+    ranges = _ranges(server)  # the resume was answered with the whole file: start again
+    assert ranges[0] is None and ranges[1] > 0 and ranges[-1] is None
 
 
 def test_checksum_mismatch_is_an_error_and_keeps_the_file_aside(server, cache):
@@ -218,21 +190,30 @@ def test_cached_file_is_reused_without_network(server, cache):
     assert len(server.log) == 1
 
 
-def test_offline_error_names_the_url_and_from_file(cache):
+def test_offline_error_names_the_url_and_from_file(tmp_path):
     url = _closed_port_url()
     with pytest.raises(DataError) as info:
-        cache.obtain(Remote("file.bin", url, page="https://example.org/page"))
+        FileCache(tmp_path, retries=0).obtain(Remote("file.bin", url, page="https://example.org/p"))
     message = str(info.value)
     assert url in message and "--from-file file.bin=PATH" in message
-    assert "https://example.org/page" in message
+    assert "https://example.org/p" in message and "\n" not in message
 
 
-def test_http_errors_and_pages_without_a_link(server, cache):
+def test_without_gdown_the_error_names_the_extra_and_from_file(server, cache, monkeypatch):
+    server.routes["/f.bin"] = Route(b"hello")
+    monkeypatch.setitem(sys.modules, "gdown", None)  # import gdown -> ImportError
+    with pytest.raises(DataError, match=r"visrec\[fetch\].*--from-file f.bin=PATH"):
+        cache.obtain(Remote("f.bin", server.url + "/f.bin"))
+    assert not server.log
+
+
+def test_http_errors_and_html_pages_are_refused(server, cache):
     with pytest.raises(DataError, match="HTTP 404"):
         cache.obtain(Remote("missing.bin", server.url + "/missing.bin"))
-    server.routes["/page"] = Route(b"", confirm="none")  # an HTML page with no way to the file
+    server.routes["/page"] = Route(b"<!DOCTYPE html><html><title>Quota exceeded</title></html>")
     with pytest.raises(DataError, match="HTML page"):
         cache.obtain(Remote("page.bin", server.url + "/page"))
+    assert not (cache.downloads / "page.bin").exists() and not cache.registry_path.exists()
 
 
 # ---- fixture archives ------------------------------------------------------------------------
@@ -286,7 +267,6 @@ def _fetch(name: str, server: Server, tmp_path: Path, **kwargs) -> Path:
         tmp_path / name,
         cache_dir=tmp_path / "cache",
         base_url=server.url,
-        backoff=0.0,
         retries=2,
         **kwargs,
     )
@@ -295,9 +275,9 @@ def _fetch(name: str, server: Server, tmp_path: Path, **kwargs) -> Path:
 # ---- the fetchers ----------------------------------------------------------------------------
 
 
-def test_fetch_wikimedia_through_a_confirmation_page_and_a_drop(server, tmp_path):
+def test_fetch_wikimedia_through_a_drop(server, tmp_path):
     archive = _wikimedia_zip()
-    server.routes["/wikimedia_recsys.zip"] = Route(archive, confirm="form", drops=1)
+    server.routes["/wikimedia_recsys.zip"] = Route(archive, drops=1)
     out = _fetch("wikimedia", server, tmp_path, embeddings=False)
     frame = pd.read_csv(out / "interactions.csv", dtype={"item_id": str})
     test_rows = frame[frame["evaluation"]]
@@ -364,7 +344,7 @@ def _ugallery_files(purchases_user: str = "user_id_hash") -> dict[str, bytes]:
 
 def test_fetch_ugallery(server, tmp_path):
     for name, data in _ugallery_files().items():
-        server.routes["/" + name] = Route(data, confirm="link")
+        server.routes["/" + name] = Route(data)
     out = _fetch("ugallery", server, tmp_path, embeddings=False)
     source = open_dataset(out)
     frame = source.interactions.frame
@@ -438,7 +418,7 @@ _real_init = FileCache.__init__
 
 
 def _fast_cache_init(self, root=None, **kwargs):
-    _real_init(self, root, retries=0, backoff=0.0, timeout=2.0)
+    _real_init(self, root, retries=0, timeout=2.0)
 
 
 # ---- precomputed embeddings through the explicit legacy import (tested last) -------------------
@@ -456,12 +436,19 @@ def _legacy_npy(ids: list[str], dim: int = 5) -> tuple[bytes, np.ndarray]:
 
 def test_fetch_wikimedia_embeddings_become_a_feature_store(server, tmp_path):
     store_mod = pytest.importorskip("visrec.features.store")
-    from visrec.data.check import check_dataset
+    from visrec.features.check import check_dataset
+    from visrec.features.legacy import import_tutorial_embeddings
 
     npy, vectors = _legacy_npy([str(i) for i in range(7)])  # image 7 has no vector
     server.routes["/wikimedia_recsys.zip"] = Route(_wikimedia_zip())
-    server.routes["/embedding-resnet50.npy"] = Route(npy, confirm="form")
-    out = _fetch("wikimedia", server, tmp_path, embeddings=True)
+    server.routes["/embedding-resnet50.npy"] = Route(npy)
+    out = _fetch(
+        "wikimedia",
+        server,
+        tmp_path,
+        embeddings=True,
+        convert_embeddings=import_tutorial_embeddings,
+    )
     store = store_mod.FeatureStore.open(out / "features")
     assert [str(i) for i in store.ids] == [str(i) for i in range(7)]
     np.testing.assert_array_equal(np.asarray(store.array), vectors)
@@ -476,12 +463,19 @@ def test_fetch_wikimedia_embeddings_become_a_feature_store(server, tmp_path):
 
 def test_fetch_ugallery_with_embeddings(server, tmp_path):
     pytest.importorskip("visrec.features.legacy")
-    from visrec.data.check import check_dataset
+    from visrec.features.check import check_dataset
+    from visrec.features.legacy import import_tutorial_embeddings
 
     for name, data in _ugallery_files().items():
         server.routes["/" + name] = Route(data)
     server.routes["/resnet_embeddings.npy"] = Route(_legacy_npy(["a1", "a2", "a3", "a4"])[0])
-    out = _fetch("ugallery", server, tmp_path, embeddings=True)
+    out = _fetch(
+        "ugallery",
+        server,
+        tmp_path,
+        embeddings=True,
+        convert_embeddings=import_tutorial_embeddings,
+    )
     assert "items without features: 0" in (out / "CARD.md").read_text()
     report = check_dataset(out)
     assert report.problems == []  # no images, but features: nothing to warn about

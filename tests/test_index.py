@@ -11,6 +11,7 @@ from visrec.features.pixel_cache import open_pixels
 from visrec.models import create
 from visrec.serving import recommend_profile, recommend_users
 from visrec.serving.index import DotIndex, IndexedModel, IndexParams, build_index
+from visrec.training import fit_model
 
 TINY = {"epochs": 1, "batch_size": 256, "device": "cpu"}
 CONFIGS = {
@@ -27,7 +28,7 @@ def fitted(demo_dir, demo_dataset, tmp_path_factory):
     pixels = open_pixels(demo_dir / "images", demo_dataset.items, 16, tmp_path_factory.mktemp("px"))
     inputs = {"bpr": None, "vbpr": feats, "curatornet": feats, "dvbpr": pixels}
     return {
-        name: create(name, {**TINY, **cfg}).fit(demo_dataset, inputs[name])
+        name: fit_model(create(name, {**TINY, **cfg}), demo_dataset, inputs[name])
         for name, cfg in CONFIGS.items()
     }
 

@@ -15,6 +15,7 @@ from visrec.evaluation import evaluate
 from visrec.models import create
 from visrec.models.acf import masked_softmax
 from visrec.testing import check_recommender
+from visrec.training import fit_model
 
 SMALL = {"epochs": 2, "dim": 8, "batch_size": 256, "device": "cpu"}
 
@@ -46,7 +47,7 @@ def truth_maps(demo_dir, dataset, noise: float = 0.3, seed: int = 0) -> np.ndarr
 
 @pytest.fixture(scope="module")
 def fitted(demo_dataset):
-    return create("acf", SMALL).fit(demo_dataset, random_maps(demo_dataset.n_items))
+    return fit_model(create("acf", SMALL), demo_dataset, random_maps(demo_dataset.n_items))
 
 
 def test_acf_conforms(demo_dataset):
@@ -82,7 +83,7 @@ def test_component_attention_is_distribution_over_regions(fitted, demo_dataset):
 
 def test_items_without_features_have_no_region_to_attend(demo_dataset):
     model = create("acf", SMALL)
-    model.fit(demo_dataset, random_maps(demo_dataset.n_items))
+    fit_model(model, demo_dataset, random_maps(demo_dataset.n_items))
     item = int(demo_dataset.profile(0)[-1])
     model.module.region_mask[item] = False
     _, maps = model.score_profiles(
@@ -126,7 +127,7 @@ def test_acf_beats_most_popular(tmp_path):
     )
     dataset = open_dataset(folder).build()
     config = {"epochs": 12, "dim": 16, "lr": 0.02, "device": "cpu"}
-    model = create("acf", config).fit(dataset, truth_maps(folder, dataset))
+    model = fit_model(create("acf", config), dataset, truth_maps(folder, dataset))
     acf = evaluate(model.score, dataset, split="validation").means["AUC"]
     pop = evaluate(create("pop").fit(dataset).score, dataset, split="validation").means["AUC"]
     assert acf > pop + 0.03, (acf, pop)

@@ -11,6 +11,7 @@ from visrec.evaluation import evaluate
 from visrec.models import create, get, names
 from visrec.models.registry import register
 from visrec.testing import check_recommender
+from visrec.training import fit_model
 
 
 @pytest.mark.parametrize("name", ["random", "pop"])
@@ -35,7 +36,7 @@ def test_bpr_learns(demo_dataset):
     model = create(
         "bpr", {"epochs": 30, "factors": 16, "lr": 0.02, "batch_size": 256, "patience": 30}
     )
-    model.fit(demo_dataset)
+    fit_model(model, demo_dataset)
     val = evaluate(model.score, demo_dataset, split="validation").means["AUC"]
     assert val > 0.62
     assert model.info["training"]["best_epoch"] >= 1

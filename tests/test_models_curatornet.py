@@ -15,6 +15,7 @@ from visrec.evaluation import evaluate
 from visrec.models import create
 from visrec.models.curatornet import CuratorNetConfig, CuratorNetModule
 from visrec.testing import check_recommender
+from visrec.training import fit_model
 
 SMALL = {
     "epochs": 2,
@@ -77,7 +78,7 @@ def test_padding_does_not_leak_into_user_vectors():
 
 def test_new_user_profile_scores_like_the_known_user(demo_dir, demo_dataset):
     features = truth_features(demo_dir, demo_dataset)
-    model = create("curatornet", SMALL).fit(demo_dataset, features)
+    model = fit_model(create("curatornet", SMALL), demo_dataset, features)
     users = np.arange(5)
     profiles = [demo_dataset.profile(u) for u in users]
     assert torch.allclose(model.score_profiles(profiles), model.score(users), atol=1e-5)
@@ -112,6 +113,6 @@ def test_curatornet_beats_random_and_popularity(demo_dir, demo_dataset):
     }
     auc = {}
     for name, cfg in [("random", {}), ("pop", {}), ("curatornet", config)]:
-        model = create(name, cfg).fit(demo_dataset, features)
+        model = fit_model(create(name, cfg), demo_dataset, features)
         auc[name] = evaluate(model.score, demo_dataset, split="validation").means["AUC"]
     assert auc["curatornet"] > max(auc["random"], auc["pop"]) + 0.05, auc

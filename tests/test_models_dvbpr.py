@@ -19,6 +19,7 @@ from visrec.models import Recommender, create
 from visrec.models.dvbpr import DVBPRConfig, PixelSource
 from visrec.models.image_encoders import ConvNet, conv_output_side
 from visrec.testing import check_recommender
+from visrec.training import fit_model
 from visual_support import taste_demo
 
 TINY = {
@@ -62,7 +63,7 @@ def test_defaults_are_the_papers():
         128,
         0.5,
     )
-    assert create("dvbpr").features == "pixels"
+    assert [i.kind for i in create("dvbpr").inputs] == ["pixels"]
 
 
 def test_conformance(demo_dataset, pixels):
@@ -79,20 +80,20 @@ def test_cnn_sizes_follow_the_image_size():
 
 
 def test_score_is_theta_phi_plus_latent_term(demo_dataset, pixels):
-    model = create("dvbpr", TINY).fit(demo_dataset, pixels)
+    model = fit_model(create("dvbpr", TINY), demo_dataset, pixels)
     m = model.module
     phi = m.encoder(torch.from_numpy(np.array(pixels.pixels)))  # eval mode: deterministic
     expected = m.theta.weight @ phi.T + m.gamma_user.weight @ m.gamma_item.weight.T
     users = np.arange(demo_dataset.n_users)
     assert torch.allclose(model.score(users), expected, atol=1e-5)
-    paper = create("dvbpr", {**TINY, "latent_dim": 0}).fit(demo_dataset, pixels)
+    paper = fit_model(create("dvbpr", {**TINY, "latent_dim": 0}), demo_dataset, pixels)
     assert not hasattr(paper.module, "gamma_user")
     phi = paper.module.encoder(torch.from_numpy(np.array(pixels.pixels)))
     assert torch.allclose(paper.score(users), paper.module.theta.weight @ phi.T, atol=1e-5)
 
 
 def test_item_embeddings_are_cached_until_the_next_training_step(demo_dataset, pixels):
-    model = create("dvbpr", TINY).fit(demo_dataset, pixels)
+    model = fit_model(create("dvbpr", TINY), demo_dataset, pixels)
     calls = []
     original = model.module.pixels.fetch
     model.module.pixels.fetch = lambda items, device: (
@@ -109,7 +110,7 @@ def test_item_embeddings_are_cached_until_the_next_training_step(demo_dataset, p
 
 
 def test_loaded_model_scores_without_images(demo_dataset, pixels, tmp_path):
-    model = create("dvbpr", TINY).fit(demo_dataset, pixels)
+    model = fit_model(create("dvbpr", TINY), demo_dataset, pixels)
     model.save(tmp_path / "m")
     weights = torch.load(tmp_path / "m" / "weights.pt", weights_only=True)
     assert all(v.dtype != torch.uint8 for v in weights.values())  # no pixels in the state dict
@@ -181,11 +182,11 @@ def test_no_readable_image_is_an_error(tmp_path):
 
 def test_needs_pixels(demo_dataset, pixels):
     with pytest.raises(ConfigError, match="pixels"):
-        create("dvbpr", TINY).fit(demo_dataset)
+        fit_model(create("dvbpr", TINY), demo_dataset)
     with pytest.raises(ConfigError, match="PixelCache"):
-        create("dvbpr", TINY).fit(demo_dataset, np.zeros((demo_dataset.n_items, 4)))
+        fit_model(create("dvbpr", TINY), demo_dataset, np.zeros((demo_dataset.n_items, 4)))
     with pytest.raises(ConfigError, match="16px"):
-        create("dvbpr", {**TINY, "image_size": 32}).fit(demo_dataset, pixels)
+        fit_model(create("dvbpr", {**TINY, "image_size": 32}), demo_dataset, pixels)
     with pytest.raises(ConfigError):
         DVBPRConfig(arch="vgg")
 
@@ -204,7 +205,7 @@ def test_beats_popular_trained_from_pixels(tmp_path_factory, monkeypatch):
     source = open_dataset(folder)
     dataset = source.build()
     pop = evaluate(create("pop").fit(dataset).score, dataset, split="validation").means["AUC"]
-    model = create("dvbpr", KNOWN_ANSWER).fit(dataset, source.images_dir)
+    model = fit_model(create("dvbpr", KNOWN_ANSWER), dataset, source.images_dir)
     auc = evaluate(model.score, dataset, split="validation").means["AUC"]
     assert auc > pop + 0.04, (auc, pop)
 
@@ -214,7 +215,9 @@ def test_transfer_initialises_phi_from_a_pretrained_backbone(demo_dir, demo_data
     from visrec.features.backbones import create_backbone
 
     with pytest.raises(ConfigError, match="cannot take 16px"):
-        create("dvbpr", {**TINY, "backbone": "efficientnet_lite0"}).fit(demo_dataset, tmp_path)
+        fit_model(
+            create("dvbpr", {**TINY, "backbone": "efficientnet_lite0"}), demo_dataset, tmp_path
+        )
     pixels = open_pixels(demo_dir / "images", demo_dataset.items, 32, tmp_path)
     model = create("dvbpr", {**TINY, "image_size": 32, "backbone": "efficientnet_lite0"})
     module = model._build(model._dims(demo_dataset, pixels))

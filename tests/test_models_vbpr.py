@@ -13,6 +13,7 @@ from visrec.evaluation import evaluate
 from visrec.models import create
 from visrec.models.vbpr import VBPRConfig, VBPRModule
 from visrec.testing import check_recommender
+from visrec.training import fit_model
 from visual_support import image_features, taste_demo, truth_features
 
 SMALL = {"factors": 6, "visual_factors": 4, "epochs": 2, "batch_size": 128, "device": "cpu"}
@@ -135,7 +136,7 @@ def test_invalid_config():
 
 def test_needs_features(demo_dataset):
     with pytest.raises(ConfigError, match="features"):
-        create("vbpr", SMALL).fit(demo_dataset)
+        fit_model(create("vbpr", SMALL), demo_dataset)
 
 
 @pytest.mark.slow
@@ -153,7 +154,7 @@ def test_beats_random_and_popular_on_taste_demo(taste, source):
         "epochs": 12,
         "device": "cpu",
     }
-    model = create("vbpr", config).fit(dataset, features)
+    model = fit_model(create("vbpr", config), dataset, features)
 
     def auc(m):
         return evaluate(m.score, dataset, split="validation").means["AUC"]

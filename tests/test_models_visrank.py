@@ -13,6 +13,7 @@ from visrec.evaluation import evaluate
 from visrec.models import create
 from visrec.models.visrank import normalize_rows, profile_scores
 from visrec.testing import check_recommender
+from visrec.training import fit_model
 from visual_support import checkerboard, image_features, taste_demo, truth_features
 
 
@@ -123,7 +124,7 @@ def test_beats_random_and_popular_on_taste_demo(taste, aggregation):
     features = truth_features(folder, dataset)
 
     def auc(name, config=None):
-        model = create(name, config).fit(dataset, features)
+        model = fit_model(create(name, config), dataset, features)
         return evaluate(model.score, dataset, split="validation").means["AUC"]
 
     baseline = max(auc("random"), auc("pop"))

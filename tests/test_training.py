@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from visrec.models import create
-from visrec.training import TrainingError, bce_loss, bpr_loss, warp_loss
+from visrec.models.capabilities import TrainOptions
+from visrec.training import TrainingError, bce_loss, bpr_loss, fit_model, warp_loss
 from visrec.training.losses import harmonic
 
 
@@ -44,7 +45,7 @@ def _bpr(**overrides):
 
 
 def test_resume_after_interruption_matches_uninterrupted_run(demo_dataset, tmp_path):
-    full = _bpr().fit(demo_dataset, run_dir=tmp_path / "a")
+    full = fit_model(_bpr(), demo_dataset, options=TrainOptions(run_dir=tmp_path / "a"))
 
     class Crash(Exception):
         pass
@@ -54,25 +55,33 @@ def test_resume_after_interruption_matches_uninterrupted_run(demo_dataset, tmp_p
             raise Crash
 
     with pytest.raises(Crash):
-        _bpr().fit(demo_dataset, run_dir=tmp_path / "b", on_batch=crash)
+        fit_model(
+            _bpr(), demo_dataset, options=TrainOptions(run_dir=tmp_path / "b", on_batch=crash)
+        )
     log = (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in log] == [1, 2]
-    resumed = _bpr().fit(demo_dataset, run_dir=tmp_path / "b", resume=True)
+    resumed = fit_model(
+        _bpr(), demo_dataset, options=TrainOptions(run_dir=tmp_path / "b", resume=True)
+    )
     users = np.arange(10)
     assert torch.allclose(full.score(users), resumed.score(users), atol=1e-6)
     assert len((tmp_path / "b" / "train_log.jsonl").read_text().splitlines()) == 4
 
 
 def test_resume_refuses_other_config(demo_dataset, tmp_path):
-    _bpr(epochs=1).fit(demo_dataset, run_dir=tmp_path)
+    fit_model(_bpr(epochs=1), demo_dataset, options=TrainOptions(run_dir=tmp_path))
     with pytest.raises(Exception, match="another config"):
-        _bpr(epochs=1, factors=4).fit(demo_dataset, run_dir=tmp_path, resume=True)
+        fit_model(
+            _bpr(epochs=1, factors=4),
+            demo_dataset,
+            options=TrainOptions(run_dir=tmp_path, resume=True),
+        )
 
 
 def test_nan_guard_names_epoch_and_batch(demo_dataset):
     model = _bpr(lr=1e30, epochs=3)
     with pytest.raises(TrainingError, match=r"non-finite loss .* at epoch \d+, batch \d+"):
-        model.fit(demo_dataset)
+        fit_model(model, demo_dataset)
 
 
 def test_early_stopping_reads_validation_never_test(demo_dataset, monkeypatch):
@@ -87,19 +96,19 @@ def test_early_stopping_reads_validation_never_test(demo_dataset, monkeypatch):
         return real(scorer, dataset, split=split, **kw)
 
     monkeypatch.setattr(ev.engine, "evaluate", spy)
-    a = _bpr(epochs=5, patience=1).fit(demo_dataset)
+    a = fit_model(_bpr(epochs=5, patience=1), demo_dataset)
     assert seen and set(seen) == {"validation"}
     # a dataset whose test targets differ (test := validation) selects the same epoch
     from dataclasses import replace
 
     other = replace(demo_dataset, test=demo_dataset.validation)
-    b = _bpr(epochs=5, patience=1).fit(other)
+    b = fit_model(_bpr(epochs=5, patience=1), other)
     assert a.info["training"]["best_epoch"] == b.info["training"]["best_epoch"]
     assert torch.equal(a.score([0, 1]), b.score([0, 1]))
 
 
 def test_early_stopping_stops_and_restores_best(demo_dataset):
-    model = _bpr(epochs=40, patience=2, lr=0.2).fit(demo_dataset)
+    model = fit_model(_bpr(epochs=40, patience=2, lr=0.2), demo_dataset)
     info = model.info["training"]
     assert info["stopped_early"] and info["epochs_run"] < 40
     assert info["epochs_run"] - info["best_epoch"] == 2

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from visrec.errors import DataError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
@@ -61,6 +63,49 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+# --- loading stored artefacts: every failure is one clear error ---------------------------------
+
+
+def read_json_object(path: str | os.PathLike, *, what: str, fix: str) -> dict:
+    """Read a JSON object from ``path``; any failure raises ``DataError`` naming the file, what is
+    wrong and ``fix`` (e.g. "pass --force to start again")."""
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        raise DataError(f"{what} is missing; {fix}", path=path) from None
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise DataError(f"damaged {what} ({_first_line(exc)}); {fix}", path=path) from None
+    if not isinstance(data, dict):
+        raise DataError(f"damaged {what} (not a JSON object); {fix}", path=path)
+    return data
+
+
+def load_tensor_file(path: str | os.PathLike, *, what: str, fix: str, map_location="cpu") -> dict:
+    """``torch.load(path, weights_only=True)`` of a dict, with every failure turned into ``DataError``.
+
+    ``weights_only`` means no pickled code ever runs; a truncated, tampered or foreign file (including
+    one that holds code) is refused with the file name, the reason and ``fix``.
+    """
+    import torch  # here: the bottom layer stays importable without torch loaded
+
+    if not Path(path).is_file():
+        raise DataError(f"{what} is missing; {fix}", path=path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise DataError(
+            f"damaged or unsafe {what} ({type(exc).__name__}: {_first_line(exc)}); {fix}", path=path
+        ) from None
+    if not isinstance(state, dict):
+        raise DataError(f"damaged {what} (not a dict of tensors); {fix}", path=path)
+    return state
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 @contextlib.contextmanager

@@ -16,14 +16,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("visrec.data.cli", "data_group"),
     "extract": ("visrec.features.cli", "extract_cmd"),
     "features": ("visrec.features.cli", "features_group"),
-    "train": ("visrec.training.cli", "train_cmd"),
-    "models": ("visrec.training.cli", "models_cmd"),
+    "train": ("visrec.runs.cli", "train_cmd"),
+    "models": ("visrec.runs.cli", "models_cmd"),
     "recommend": ("visrec.serving.cli", "recommend_cmd"),
     "similar": ("visrec.serving.cli", "similar_cmd"),
     "grid": ("visrec.serving.cli", "grid_cmd"),
     "serve": ("visrec.viewer.cli", "serve_cmd"),
-    "evaluate": ("visrec.evaluation.cli", "evaluate_cmd"),
+    "evaluate": ("visrec.runs.cli", "evaluate_cmd"),
     "benchmark": ("visrec.benchmark.cli", "benchmark_cmd"),
+}
+# Subcommands defined above their group's layer: (group, name) -> (module, attribute).
+SUBCOMMANDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("data", "fetch"): ("visrec.features.dataset_cli", "fetch_cmd"),
+    ("data", "check"): ("visrec.features.dataset_cli", "check_cmd"),
 }
 
 
@@ -35,7 +40,11 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr = COMMANDS[name]
-        return getattr(importlib.import_module(module), attr)
+        command = getattr(importlib.import_module(module), attr)
+        for (group, sub), (sub_module, sub_attr) in SUBCOMMANDS.items():
+            if group == name and sub not in command.commands:
+                command.add_command(getattr(importlib.import_module(sub_module), sub_attr))
+        return command
 
 
 @click.group(cls=LazyGroup)
@@ -68,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except (VisrecError, FileNotFoundError, KeyError) as exc:
+    except (VisrecError, OSError, KeyError) as exc:  # OSError: unreadable/unwritable paths
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         click.echo(f"error: {message}", err=True)
         return 2

@@ -1,22 +1,40 @@
 """torch.distributed plumbing: the same commands run under ``torchrun`` (NCCL on GPUs, gloo on CPUs).
 
-``torchrun --nproc-per-node N -m visrec train ...`` sets RANK/WORLD_SIZE/LOCAL_RANK; :func:`init_from_env`
-joins the process group once and returns the :class:`~visrec.training.trainer.DistContext` the Trainer,
-the extractor and the evaluator use. Without those variables everything runs as one plain process.
+``torchrun --nproc-per-node N -m visrec train ...`` sets RANK/WORLD_SIZE/LOCAL_RANK; :func:`torchrun`
+(a context manager every command uses) joins the process group once, yields the :class:`DistContext` the
+Trainer, the extractor and the evaluator use, and leaves the group at the end. Without those variables
+everything runs as one plain process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from visrec.training.trainer import DistContext
-
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process sits in a torch.distributed job (world_size 1 = plain single process)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
 
 
 def init_from_env(backend: str | None = None) -> DistContext:
@@ -32,6 +50,21 @@ def init_from_env(backend: str | None = None) -> DistContext:
         dist.init_process_group(backend=backend)
         log.info("rank %d of %d joined the %s process group", rank, world, backend)
     return DistContext(rank=rank, world_size=world)
+
+
+@contextmanager
+def torchrun(backend: str | None = None, *, barrier_at_end: bool = False) -> Iterator[DistContext]:
+    """The one setup/teardown of every command: join torchrun's group (if any), leave it at the end.
+
+    ``barrier_at_end`` waits for every rank before leaving (e.g. so rank 0 has finished writing).
+    """
+    ctx = init_from_env(backend)
+    try:
+        yield ctx
+        if barrier_at_end:
+            barrier(ctx)
+    finally:
+        shutdown(ctx)
 
 
 def local_device() -> str:

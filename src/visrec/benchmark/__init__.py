@@ -10,7 +10,10 @@ import logging
 from pathlib import Path
 
 from visrec.benchmark.config import BenchmarkConfig, ModelSpec, load_config
+from visrec.benchmark.plots import write_plots
+from visrec.benchmark.report import summarise, write_reports
 from visrec.benchmark.runner import Echo, ModelOutcome, run_benchmark
+from visrec.errors import VisrecError
 
 __all__ = [
     "BenchmarkConfig",
@@ -37,9 +40,6 @@ def run_suite(
     Returns the results.json content. Raises :class:`visrec.errors.VisrecError` only if every model
     failed (each failure is otherwise recorded in the tables).
     """
-    from visrec.benchmark.report import summarise, write_reports
-    from visrec.errors import VisrecError
-
     config = load_config(config_path)
     out = Path(out)
     outcomes = run_benchmark(config, out, force=force, echo=echo)
@@ -47,8 +47,6 @@ def run_suite(
     summary = summarise(outcomes, config, dataset.summary())
     pngs = []
     if plots:
-        from visrec.benchmark.plots import write_plots
-
         pngs = write_plots(outcomes, out / "plots", tuple(summary["metrics"]))
     write_reports(summary, out, pngs)
     summary["plots"] = [str(p) for p in pngs]

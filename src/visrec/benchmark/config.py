@@ -1,31 +1,8 @@
 """The benchmark TOML: one dataset and split, named feature stores, a list of models (docs/benchmark.md).
 
-```toml
-[dataset]
-path = "data"                    # relative paths are relative to this file
-split = "leave-last-out"         # or "temporal" (with cutoff) or "given"
-validation = true                # model selection needs it
-min_user = 1
-min_item = 1
-# min_rating = 4.0
-# cutoff = 890000000
-
-[features]
-effnet = "features/effnet-pooled"   # name = feature store folder (or image folder for pixel models)
-
-[benchmark]
-seed = 0              # bootstrap seed
-n_boot = 1000         # bootstrap replicates
-alpha = 0.05          # significance level (Holm-corrected Wilcoxon against the best model)
-select_metric = "AUC" # validation metric that picks a grid point
-
-[[models]]
-name = "vbpr"                    # label in the table and run folder (default: model)
-model = "vbpr"                   # registry name
-features = "effnet"              # a name from [features]
-config = {epochs = 10}
-grid = {lr = [1e-3, 1e-2]}       # optional: every combination is trained, chosen on validation
-```
+Each table is a typed config (:class:`FileTables`, :class:`DatasetTable`, :class:`BenchmarkTable`,
+:class:`ModelEntry`: a docstring per key) checked by :func:`visrec._config.build`, the mechanism that
+also reads model options; :func:`parse_config` turns them into a :class:`BenchmarkConfig`.
 """
 
 from __future__ import annotations
@@ -36,25 +13,114 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visrec._config import Typed, build
 from visrec.errors import ConfigError
 from visrec.evaluation import registry
 from visrec.evaluation.metrics import DEFAULT_KS
-from visrec.training.run import DataSpec
+from visrec.models import registry as model_registry
+from visrec.runs import DataSpec, data_spec
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_DATASET_KEYS = {
-    "path",
-    "split",
-    "validation",
-    "cutoff",
-    "cold_fraction",
-    "split_seed",
-    "min_user",
-    "min_item",
-    "min_rating",
-}
-_BENCH_KEYS = {"seed", "n_boot", "alpha", "select_metric", "block_size"}
-_MODEL_KEYS = {"name", "model", "features", "config", "grid"}
+
+
+@dataclass(frozen=True)
+class FileTables(Typed):
+    """The top-level tables of a benchmark file."""
+
+    dataset: dict
+    """One dataset and its split (:class:`DatasetTable`)."""
+    models: list = field(default_factory=list)
+    """The ``[[models]]`` entries (:class:`ModelEntry`), at least one."""
+    features: dict[str, str] = field(default_factory=dict)
+    """Name -> feature store folder (or image folder for pixel models), relative to the file."""
+    benchmark: dict = field(default_factory=dict)
+    """Statistics and model selection (:class:`BenchmarkTable`)."""
+
+
+@dataclass(frozen=True)
+class DatasetTable(Typed):
+    """``[dataset]``: the interactions, their filters and the split."""
+
+    path: str
+    """Interaction folder or file; a relative path is relative to the benchmark file."""
+    split: str = "leave-last-out"
+    """leave-last-out, temporal (with cutoff), given, cold-items or cold-items-temporal (with cutoff)."""
+    validation: bool = True
+    """Hold out validation targets; must stay true (models are selected on validation only)."""
+    cutoff: int | None = None
+    """temporal and cold-items-temporal splits: the timestamp where test starts."""
+    cold_fraction: float = 0.1
+    """cold-items split: share of the items held out as cold (test and validation)."""
+    split_seed: int = 0
+    """cold-items split: seed that draws the cold items."""
+    min_user: int = 1
+    """Keep users with at least this many interactions."""
+    min_item: int = 1
+    """Keep items with at least this many interactions."""
+    min_rating: float | None = None
+    """Keep interactions rated at least this (explicit feedback only)."""
+
+    def __post_init__(self):
+        if not self.validation:
+            raise ConfigError(
+                "[dataset] validation = false: the benchmark selects models on validation only"
+            )
+
+
+@dataclass(frozen=True)
+class BenchmarkTable(Typed):
+    """``[benchmark]``: bootstrap, significance and model selection."""
+
+    seed: int = 0
+    """Bootstrap seed."""
+    n_boot: int = 1000
+    """Bootstrap replicates."""
+    alpha: float = 0.05
+    """Significance level of the Holm-corrected Wilcoxon tests against the best model."""
+    select_metric: str = "AUC"
+    """Validation metric that picks a grid point: AUC, RR, R@k, P@k or nDCG@k."""
+    block_size: int | None = None
+    """Users scored at once in evaluation; None: the engine's default (about 16.8M scores)."""
+
+    def __post_init__(self):
+        if self.seed < 0 or self.n_boot < 1 or not 0 < self.alpha < 1:
+            raise ConfigError("[benchmark] needs seed >= 0, n_boot >= 1, 0 < alpha < 1")
+        if self.block_size is not None and self.block_size < 1:
+            raise ConfigError(f"[benchmark] block_size must be >= 1, got {self.block_size}")
+        try:
+            registry.parse_key(self.select_metric)
+        except ConfigError as exc:
+            raise ConfigError(f"[benchmark] select_metric: {exc}") from None
+        stored = registry.keys_for(registry.resolve(None), DEFAULT_KS, "full")
+        if self.select_metric not in stored:  # validation runs store the default metrics only
+            raise ConfigError(
+                f"[benchmark] select_metric {self.select_metric!r}: the benchmark selects on "
+                f"the stored validation metrics, one of {', '.join(stored)}"
+            )
+
+
+@dataclass(frozen=True)
+class ModelEntry(Typed):
+    """One ``[[models]]`` entry."""
+
+    model: str
+    """Registry name (see `visrec models`)."""
+    name: str | None = None
+    """Label in the table and run folder (default: model)."""
+    features: str | None = None
+    """A name from ``[features]``."""
+    config: dict = field(default_factory=dict)
+    """Model options (as ``--set``)."""
+    grid: dict = field(default_factory=dict)
+    """Option -> list of values; every combination is trained and chosen on validation."""
+
+    def __post_init__(self):
+        label = self.name or self.model
+        if not _NAME.fullmatch(label):
+            raise ConfigError(f"name {label!r} must be letters, digits, '_', '-', '.'")
+        for key, values in self.grid.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"grid.{key} must be a non-empty list, got {values!r}")
 
 
 @dataclass(frozen=True)
@@ -111,166 +177,93 @@ def load_config(path: str | Path) -> BenchmarkConfig:
 
 def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
     where = str(path)
-    _only(raw, {"dataset", "features", "benchmark", "models"}, where, "top-level table")
     base = path.resolve().parent
-    data = _dataset(_table(raw, "dataset", where, required=True), base, where)
-    features = _features(_table(raw, "features", where), base, where)
-    bench = _table(raw, "benchmark", where)
-    _only(bench, _BENCH_KEYS, where, "[benchmark] key")
-    models = raw.get("models")
-    if not isinstance(models, list) or not models:
+    tables = _table(FileTables, raw, "top-level table", where)
+    data = _dataset(_table(DatasetTable, tables.dataset, "[dataset] key", where), base, where)
+    features = _features(tables.features, base, where)
+    bench = _table(BenchmarkTable, tables.benchmark, "[benchmark] key", where)
+    if not tables.models:
         raise ConfigError(f"{where}: expected at least one [[models]] entry")
-    specs = tuple(_model(entry, i, features, where) for i, entry in enumerate(models))
+    specs = tuple(_model(entry, i, features, where) for i, entry in enumerate(tables.models))
     names = [m.name for m in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{where}: model names must be unique; repeated: {', '.join(dupes)}")
-    config = BenchmarkConfig(
+    return BenchmarkConfig(
         path=path,
         data=data,
         models=specs,
         features=features,
-        seed=_typed(bench, "seed", int, 0, where),
-        n_boot=_typed(bench, "n_boot", int, 1000, where),
-        alpha=float(_typed(bench, "alpha", (int, float), 0.05, where)),
-        select_metric=_typed(bench, "select_metric", str, "AUC", where),
-        block_size=_typed(bench, "block_size", int, None, where),
+        seed=bench.seed,
+        n_boot=bench.n_boot,
+        alpha=float(bench.alpha),
+        select_metric=bench.select_metric,
+        block_size=bench.block_size,
     )
-    if config.seed < 0 or config.n_boot < 1 or not 0 < config.alpha < 1:
-        raise ConfigError(f"{where}: [benchmark] needs seed >= 0, n_boot >= 1, 0 < alpha < 1")
-    if config.block_size is not None and config.block_size < 1:
-        raise ConfigError(f"{where}: [benchmark] block_size must be >= 1, got {config.block_size}")
+
+
+def _table(cls, raw, what: str, where: str, label: str = ""):
+    """One table checked by its typed config; errors get the file (and the entry) prefixed."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: {label or what.removesuffix(' key')} must be a table")
     try:
-        registry.parse_key(config.select_metric)
+        return build(cls, raw, what=what, parse=False)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: [benchmark] select_metric: {exc}") from None
-    stored = registry.keys_for(registry.resolve(None), DEFAULT_KS, "full")
-    if config.select_metric not in stored:  # validation runs store the default metrics only
-        raise ConfigError(
-            f"{where}: [benchmark] select_metric {config.select_metric!r}: the benchmark selects on "
-            f"the stored validation metrics, one of {', '.join(stored)}"
-        )
-    return config
+        message = str(exc) if label in str(exc) else f"{label}: {exc}"
+        raise ConfigError(f"{where}: {message}") from None
 
 
-def _dataset(table: dict, base: Path, where: str) -> DataSpec:
-    _only(table, _DATASET_KEYS, where, "[dataset] key")
-    if "path" not in table:
-        raise ConfigError(f'{where}: [dataset] needs path = "folder or interaction file"')
-    data_path = _path(table["path"], base, where, "[dataset] path")
-    validation = _typed(table, "validation", bool, True, where)
-    if not validation:
-        raise ConfigError(
-            f"{where}: [dataset] validation = false: the benchmark selects models on validation only"
+def _dataset(table: DatasetTable, base: Path, where: str) -> DataSpec:
+    data_path = _path(table.path, base, where, "[dataset] path")
+    try:
+        return data_spec(
+            data_path,
+            split=table.split,
+            validation=True,
+            cutoff=table.cutoff,
+            cold_fraction=float(table.cold_fraction),
+            split_seed=table.split_seed,
+            min_user=table.min_user,
+            min_item=table.min_item,
+            min_rating=table.min_rating,
         )
-    split = {
-        "method": _typed(table, "split", str, "leave-last-out", where),
-        "validation": True,
-        "cutoff": _typed(table, "cutoff", int, None, where),
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: [dataset] {exc}") from None
+
+
+def _features(table: dict[str, str], base: Path, where: str) -> dict[str, str]:
+    # not required to exist yet: a missing store fails only the models that read it
+    return {
+        name: str(_path(value, base, where, f"[features] {name}", must_exist=False))
+        for name, value in table.items()
     }
-    if split["method"] == "cold-items":
-        split["cold_fraction"] = float(_typed(table, "cold_fraction", (int, float), 0.1, where))
-        split["seed"] = _typed(table, "split_seed", int, 0, where)
-    filters = {}
-    min_user = _typed(table, "min_user", int, 1, where)
-    min_item = _typed(table, "min_item", int, 1, where)
-    if min_user > 1 or min_item > 1:
-        filters |= {"min_user": min_user, "min_item": min_item}
-    if "min_rating" in table:
-        filters["min_rating"] = float(_typed(table, "min_rating", (int, float), None, where))
-    from visrec.data.split import SplitSpec
-
-    SplitSpec(**split)  # validates method and cutoff
-    return DataSpec(str(data_path), split, filters)
-
-
-def _features(table: dict, base: Path, where: str) -> dict[str, str]:
-    out = {}
-    for name, value in table.items():
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: [features] {name} must be a path string, got {value!r}")
-        # not required to exist yet: a missing store fails only the models that read it
-        out[name] = str(_path(value, base, where, f"[features] {name}", must_exist=False))
-    return out
 
 
 def _model(entry, i: int, features: dict[str, str], where: str) -> ModelSpec:
     label = f"[[models]] entry {i + 1}"
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: {label} must be a table")
-    _only(entry, _MODEL_KEYS, where, f"{label} key")
-    model = _typed(entry, "model", str, None, where)
-    if model is None:
-        raise ConfigError(f'{where}: {label} needs model = "<registry name>" (see `visrec models`)')
-    from visrec.models import registry
-
+    spec = _table(ModelEntry, entry, f"{label} key", where, label=label)
     try:
-        registry.get(model)
+        model_registry.get(spec.model)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {label}: {exc}") from None
-    name = _typed(entry, "name", str, model, where)
-    if not _NAME.fullmatch(name):
-        raise ConfigError(f"{where}: {label}: name {name!r} must be letters, digits, '_', '-', '.'")
-    feat = _typed(entry, "features", str, None, where)
-    if feat is not None and feat not in features:
+    name = spec.name or spec.model
+    if spec.features is not None and spec.features not in features:
         known = ", ".join(sorted(features)) or "none defined"
         raise ConfigError(
-            f"{where}: {label} ({name}): unknown features {feat!r}; [features]: {known}"
+            f"{where}: {label} ({name}): unknown features {spec.features!r}; [features]: {known}"
         )
-    config = _typed(entry, "config", dict, {}, where)
-    grid = _typed(entry, "grid", dict, {}, where)
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ConfigError(
-                f"{where}: {label} ({name}): grid.{key} must be a non-empty list, got {values!r}"
-            )
-    _check_options(model, config, grid, f"{where}: {label} ({name})")
-    return ModelSpec(name, model, features[feat] if feat else None, config, grid)
-
-
-def _check_options(model: str, config: dict, grid: dict, where: str) -> None:
-    from visrec.models import registry
-
-    spec = ModelSpec("check", model, None, config, grid)
-    for _, options in spec.candidates():
+    feat = features[spec.features] if spec.features else None
+    model = ModelSpec(name, spec.model, feat, spec.config, spec.grid)
+    for _, options in model.candidates():
         try:
-            registry.get(model).config_class.from_dict(options)
+            model_registry.get(spec.model).config_class.from_dict(options)
         except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(f"{where}: {label} ({name}): {exc}") from None
+    return model
 
 
-def _table(raw: dict, key: str, where: str, required: bool = False) -> dict:
-    if key not in raw:
-        if required:
-            raise ConfigError(f"{where}: missing [{key}] table")
-        return {}
-    if not isinstance(raw[key], dict):
-        raise ConfigError(f"{where}: [{key}] must be a table")
-    return raw[key]
-
-
-def _only(table: dict, allowed: set[str], where: str, what: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown {what} {', '.join(map(repr, unknown))}; "
-            f"expected one of {', '.join(sorted(allowed))}"
-        )
-
-
-def _typed(table: dict, key: str, kind, default, where: str):
-    if key not in table:
-        return default
-    value = table[key]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
-        names = " or ".join(k.__name__ for k in kinds)
-        raise ConfigError(f"{where}: {key} must be {names}, got {value!r}")
-    return value
-
-
-def _path(value, base: Path, where: str, what: str, must_exist: bool = True) -> Path:
-    if not isinstance(value, str) or not value:
+def _path(value: str, base: Path, where: str, what: str, must_exist: bool = True) -> Path:
+    if not value:
         raise ConfigError(f"{where}: {what} must be a path string, got {value!r}")
     path = Path(value).expanduser()
     path = path if path.is_absolute() else base / path

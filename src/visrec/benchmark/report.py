@@ -15,7 +15,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from visrec._io import write_json, write_text
 from visrec.benchmark.config import BenchmarkConfig
@@ -251,8 +250,3 @@ def _rel(path, base: Path) -> str:
         return str(Path(path).resolve().relative_to(base.resolve()))
     except ValueError:
         return str(path)
-
-
-def results_frame(summary: dict) -> pd.DataFrame:
-    """results.csv as a DataFrame (for notebooks)."""
-    return pd.read_csv(io.StringIO(to_csv(summary)))

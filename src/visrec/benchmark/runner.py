@@ -2,7 +2,7 @@
 
 Layout of the output folder ``OUT``::
 
-    OUT/runs/<name>/                 one run directory per model (visrec.training.run)
+    OUT/runs/<name>/                 one run directory per model (visrec.runs)
     OUT/runs/<name>/<k=v,...>/       one per grid point when the model has a grid
     OUT/runs/.../eval/               stored evaluations (validation-full, test-full; see evaluation/runs.py)
     OUT/results.md|csv|json, OUT/plots/*.png   written by report.py and plots.py
@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visrec._io import read_json_object
 from visrec.benchmark.config import BenchmarkConfig, ModelSpec
 from visrec.data.dataset import Dataset
 from visrec.errors import VisrecError
 from visrec.evaluation.results import EvalResult
-from visrec.evaluation.runs import evaluate_run
 from visrec.models import create
-from visrec.training.run import Run, is_finished, load_run, train_run
+from visrec.runs import RUN_FILE, Run, evaluate_run, is_finished, load_run, train_run
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
@@ -178,10 +178,9 @@ def _check_same_settings(spec: ModelSpec, point: GridPoint, config: BenchmarkCon
 
 
 def load_run_meta(run_dir: Path) -> dict:
-    from visrec._io import read_json
-    from visrec.training.run import RUN_FILE
-
-    return read_json(run_dir / RUN_FILE)
+    return read_json_object(
+        run_dir / RUN_FILE, what="run metadata", fix="pass --force to retrain it"
+    )
 
 
 def _open_run(run_dir: Path, dataset: Dataset) -> Run:

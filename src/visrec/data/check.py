@@ -1,7 +1,8 @@
 """``visrec data check DIR``: validate a dataset folder and report every problem at once.
 
 A dataset is *usable* when its interactions load, each image id is unambiguous, every image decodes, a
-split has something to hold out, and declared files exist. Gaps that the pipeline handles (items without
+split has something to hold out, and declared files exist. The declared feature store is checked one layer
+up (:mod:`visrec.features.check`), which is what ``visrec data check`` runs. Gaps that the pipeline handles (items without
 an image, images nobody interacted with) are *warnings*: they are listed but do not make the dataset
 unusable (``--strict`` turns them into errors).
 """
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from visrec.data.images import scan_images
+from visrec.data.images import ImageReadError, load_rgb, open_image, scan_image_folder
 from visrec.data.interactions import Interactions, load_interactions
+from visrec.data.loaders import _read_items
 from visrec.errors import DataError
 
 ERROR, WARNING = "error", "warning"
@@ -39,6 +41,10 @@ class CheckReport:
     folder: Path
     problems: list[Problem] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict, repr=False)
+    """``dataset.json`` as read (checks of higher layers, e.g. the feature store, read it too)."""
+    item_ids: set[str] = field(default_factory=set, repr=False)
+    """Every item id seen (interactions, item table, images)."""
 
     def add(self, kind: str, severity: str, message: str, ids=()) -> None:
         self.problems.append(Problem(kind, severity, message, tuple(sorted(ids, key=_natural))))
@@ -103,7 +109,7 @@ def check_dataset(folder: str | Path, *, decode: bool = True, workers: int = 4) 
                 "item (they join the catalogue as never-consumed items)",
                 unused,
             )
-    _check_features(folder, manifest, report, item_ids | set(images or {}))
+    report.manifest, report.item_ids = manifest, item_ids | set(images or {})
     return report
 
 
@@ -122,13 +128,13 @@ def _manifest(folder: Path, report: CheckReport) -> dict:
     return manifest
 
 
-def _declared(folder: Path, manifest: dict, key: str, default: str | None) -> Path | None:
+def declared(folder: Path, manifest: dict, key: str, default: str | None) -> Path | None:
     name = manifest.get(key, default)
     return None if name is None else folder / str(name)
 
 
 def _check_interactions(folder: Path, manifest: dict, report: CheckReport) -> set[str]:
-    path = _declared(folder, manifest, "interactions", None)
+    path = declared(folder, manifest, "interactions", None)
     if path is None:
         path = next(
             (
@@ -195,15 +201,13 @@ def _check_times(interactions: Interactions, report: CheckReport) -> None:
 
 
 def _check_items(folder: Path, manifest: dict, report: CheckReport) -> set[str]:
-    path = _declared(folder, manifest, "items", "items.csv")
+    path = declared(folder, manifest, "items", "items.csv")
     if path is None or not path.is_file():
         if "items" in manifest:
             report.add(
                 "items", ERROR, f"dataset.json names an item table {path} that does not exist"
             )
         return set()
-    from visrec.data.loaders import _read_items
-
     try:
         return set(_read_items(path).index)
     except DataError as exc:
@@ -214,11 +218,11 @@ def _check_items(folder: Path, manifest: dict, report: CheckReport) -> set[str]:
 def _check_images(
     folder: Path, manifest: dict, report: CheckReport, *, decode: bool, workers: int
 ) -> dict[str, Path] | None:
-    images_dir = _declared(folder, manifest, "images", None)
+    images_dir = declared(folder, manifest, "images", None)
     if images_dir is None:
         images_dir = folder / "images"
         if not images_dir.is_dir():
-            if not _declared(folder, manifest, "features", None):
+            if not declared(folder, manifest, "features", None):
                 report.add(
                     "images",
                     WARNING,
@@ -229,8 +233,16 @@ def _check_images(
     if not images_dir.is_dir():
         report.add("images", ERROR, f"the image folder {images_dir} does not exist")
         return None
-    images, clashes = scan_images(images_dir)
+    scan = scan_image_folder(images_dir)
+    images, clashes = scan.images, scan.clashes
     report.counts["images"] = len(images)
+    if scan.rejected:
+        report.add(
+            "refused-image-file",
+            ERROR,
+            f"{len(scan.rejected)} image file(s) are not items (link leaving the folder or bad name)",
+            [f"{Path(r['path']).name!r} ({r['reason']})" for r in scan.rejected],
+        )
     if clashes:
         names = {stem: ", ".join(p.name for p in paths) for stem, paths in clashes.items()}
         report.add(
@@ -261,65 +273,19 @@ def _unreadable(images: dict[str, Path], *, decode: bool, workers: int) -> dict[
 def _read_error(path: Path, decode: bool) -> str | None:
     """None when ``path`` is a readable image, else a short reason.
 
-    Headers are checked with PIL's ``verify``; a full decode then uses the feature extractor's own reader
-    (:func:`visrec.features.images.load_rgb`) when it is installed, so "readable" means "extractable".
+    Uses the one image-opening function (:func:`visrec.data.images.open_image`: format allow-list, pixel
+    budget); headers are checked with PIL's ``verify``, and ``decode`` then reads the image as extraction
+    does (:func:`visrec.data.images.load_rgb`), so "readable" means "extractable".
     """
-    from PIL import Image
-
     try:
         if path.stat().st_size == 0:
             return "empty file"
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.verify()
         if decode:
-            return _decode_error(path)
-    except Image.UnidentifiedImageError:
-        return "not a readable image (unknown or corrupt format)"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            load_rgb(path)
+    except ImageReadError as exc:
+        return str(exc).removeprefix(f"{path}: ")
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
     return None
-
-
-def _decode_error(path: Path) -> str | None:
-    from PIL import Image
-
-    try:
-        from visrec.features.images import load_rgb
-    except ImportError:
-        load_rgb = None
-    if load_rgb is not None:
-        try:
-            load_rgb(path)
-            return None
-        except DataError as exc:
-            return str(exc).removeprefix(f"{path}: ")
-        except Exception as exc:  # a reader bug must not stop the check: fall back to plain PIL
-            log.warning("%s: load_rgb failed unexpectedly (%r); decoding with PIL", path, exc)
-    with Image.open(path) as image:
-        image.load()
-    return None
-
-
-def _check_features(folder: Path, manifest: dict, report: CheckReport, item_ids: set[str]) -> None:
-    """A declared feature store must open; items without a vector are listed (a warning)."""
-    path = _declared(folder, manifest, "features", None)
-    if path is None:
-        return
-    if not path.exists():
-        report.add("features", ERROR, f"dataset.json names features at {path}, which do not exist")
-        return
-    try:
-        from visrec.features.store import FeatureStore
-    except ImportError:
-        return
-    try:
-        store = FeatureStore.open(path)
-    except DataError as exc:
-        report.add("features", ERROR, str(exc))
-        return
-    report.counts["feature vectors"] = len(store)
-    missing = item_ids - {str(i) for i in store.ids}
-    if missing:
-        report.add(
-            "missing-features", WARNING, f"{len(missing)} item(s) have no feature vector", missing
-        )

@@ -1,4 +1,8 @@
-"""``visrec data ...`` commands."""
+"""``visrec data demo`` and ``visrec data stats``.
+
+``data fetch`` and ``data check`` also write or check feature stores, so they live one layer up
+(:mod:`visrec.features.dataset_cli`); ``visrec.cli`` attaches them to this group.
+"""
 
 from __future__ import annotations
 
@@ -84,106 +88,3 @@ def stats_cmd(
         click.echo(format_stats(stats, source.name))
         if "split" in stats:
             click.echo("\n" + format_split_stats(stats["split"]))
-
-
-def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
-    pairs = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if option == "--from-file" and (not sep or "/" in key or "\\" in key):
-            key, rest = Path(value).name, value  # matched to a part by its file name
-        elif not sep:
-            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint=option)
-        pairs[key.strip()] = rest
-    return pairs
-
-
-@data_group.command("fetch")
-@click.argument("name", type=click.Choice(["wikimedia", "ugallery", "movielens-100k"]))
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Dataset folder to write (default: ./NAME).",
-)
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Download cache (default: $VISREC_CACHE or ~/.cache/visrec).",
-)
-@click.option(
-    "--from-file",
-    "from_files",
-    multiple=True,
-    metavar="[KEY=]PATH",
-    help="Use a file downloaded by hand instead of downloading it (repeatable).",
-)
-@click.option(
-    "--base-url",
-    help="Fetch every file from BASE_URL/<file name> (mirror; also $VISREC_FETCH_URL).",
-)
-@click.option(
-    "--embeddings",
-    is_flag=True,
-    help="Also fetch the precomputed ResNet50 embeddings and convert them to a feature "
-    "store. They are pickled .npy files: this flag is your opt-in to reading them (through "
-    "a restricted unpickler), so only use it for files from the source you trust.",
-)
-@click.option(
-    "--column",
-    "columns",
-    multiple=True,
-    metavar="KEY=NAME",
-    help="UGallery column mapping, e.g. purchases.user=user_id_hash (repeatable).",
-)
-@click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
-def fetch_cmd(
-    name: str,
-    out_dir: Path | None,
-    cache_dir: Path | None,
-    from_files: tuple[str, ...],
-    base_url: str | None,
-    embeddings: bool,
-    columns: tuple[str, ...],
-    force: bool,
-) -> None:
-    """Download dataset NAME and write a ready-to-use dataset folder with a data card."""
-    from visrec.data.fetch import fetch_dataset
-
-    out = fetch_dataset(
-        name,
-        out_dir or Path(name),
-        cache_dir=cache_dir,
-        base_url=base_url,
-        from_files=_pairs(from_files, "--from-file"),
-        embeddings=embeddings,
-        columns=_pairs(columns, "--column"),
-        force=force,
-    )
-    click.echo(
-        f"{name} written to {out} (see {out / 'CARD.md'}); check it with: visrec data check {out}"
-    )
-
-
-@data_group.command("check")
-@click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--quick", is_flag=True, help="Check image headers only, without decoding pixels.")
-@click.option("--strict", is_flag=True, help="Warnings make the dataset unusable too.")
-@click.option(
-    "--max-ids",
-    default=20,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Ids shown per problem (0: none).",
-)
-def check_cmd(folder: Path, quick: bool, strict: bool, max_ids: int) -> None:
-    """Validate a dataset folder, printing every problem; exit code 0 only when it is usable."""
-    from visrec.data.check import check_dataset
-
-    report = check_dataset(folder, decode=not quick)
-    click.echo(report.format(max_ids=max_ids))
-    if not report.usable or (strict and report.problems):
-        raise click.ClickException(
-            f"{folder}: not usable" + (" (--strict)" if report.usable else "")
-        )

@@ -1,42 +1,32 @@
-"""Resumable, verified HTTP downloads into a local cache (standard library ``urllib`` only).
+"""Verified downloads into a local cache; the transfer itself is gdown's (the ``fetch`` extra).
 
-- **Resumable**: bytes go to ``<name>.part``; a dropped connection is retried with an HTTP ``Range`` request
-  from the bytes already on disk (a server that ignores ``Range`` answers 200 and the file restarts).
-- **Verified**: the size and sha256 of the first successful download are recorded in ``registry.json`` in
-  the cache; a later download (or a file placed by hand) that differs is an error, and the file is kept
-  aside as ``<name>.mismatch`` for inspection instead of being used or deleted.
-- **Google Drive**: a large public file first answers with an HTML "can't scan this file for viruses" page;
-  its download form (``drive.usercontent.google.com``), its ``confirm=`` link (older pages) or its
-  ``download_warning`` cookie give the real download URL, which is followed automatically.
+- **Transfer** (``gdown.download``, on ``requests``): follows Google Drive's "can't scan this file for
+  viruses" confirmation page, retries a dropped connection with an HTTP ``Range`` request from the bytes
+  already received, and resumes a partial ``<name>XXXXXXXX.part`` file left by an interrupted run. A
+  server that cannot resume (no ``Range`` support) makes us start that file again from the first byte.
+- **Verified** (ours): the size and sha256 of the first successful download are recorded in
+  ``registry.json`` in the cache; a later download (or a file placed by hand) that differs is an error, and
+  the file is kept aside as ``<name>.mismatch`` for inspection instead of being used or deleted. An HTML
+  page received instead of the file (a Drive quota or login page) is refused, never recorded.
 - **Offline**: a host that cannot be reached gives a :class:`~visrec.errors.DataError` naming the URL and
-  explaining how to place the file by hand (``--from-file``).
+  explaining how to place the file by hand (``--from-file``), which needs neither gdown nor the network.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
-import http.cookiejar
 import logging
 import os
+import re
 import shutil
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from pathlib import Path
 
 from visrec._io import read_json, write_json
 from visrec.errors import DataError
 
 log = logging.getLogger(__name__)
-
-USER_AGENT = "visrec-fetch/0.1 (+https://github.com/; python urllib)"
-CHUNK = 1 << 16
-_TRANSIENT = (http.client.IncompleteRead, ConnectionError, TimeoutError, http.client.HTTPException)
 
 
 @dataclass(frozen=True)
@@ -76,13 +66,12 @@ class FileCache:
         root: str | Path | None = None,
         *,
         retries: int = 4,
-        backoff: float = 0.5,
         timeout: float = 60.0,
     ):
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
         self.downloads = self.root / "downloads"
         self.registry_path = self.root / "registry.json"
-        self.retries, self.backoff, self.timeout = retries, backoff, timeout
+        self.retries, self.timeout = retries, timeout
 
     def registry(self) -> dict[str, dict]:
         if not self.registry_path.is_file():
@@ -116,9 +105,7 @@ class FileCache:
             self._verify(remote, final, expected, origin="cache")
             log.info("using cached %s", final)
             return final
-        part = final.with_name(final.name + ".part")
-        _download(remote, part, self)
-        os.replace(part, final)
+        _download(remote, final, self)
         self._verify(remote, final, expected, origin="download")
         return final
 
@@ -151,41 +138,56 @@ class FileCache:
         )
 
 
-def _download(remote: Remote, part: Path, cache: FileCache) -> None:
-    """Fetch ``remote.url`` into ``part``, resuming after dropped connections."""
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-    )
-    url, failures, hops = remote.url, 0, 0
-    while True:
-        offset = part.stat().st_size if part.exists() else 0
+def _download(remote: Remote, final: Path, cache: FileCache) -> None:
+    """Fetch ``remote.url`` into ``final`` with gdown (resuming its own partial file)."""
+    try:
+        import gdown
+        import requests
+    except ImportError as exc:
+        raise DataError(
+            f"downloading {remote.url} needs gdown: pip install 'visrec[fetch]', or download it by "
+            f"hand and pass it with --from-file {remote.name}=PATH"
+        ) from exc
+    final.unlink(missing_ok=True)  # a stale copy of another size: gdown would keep it
+    for attempt in (1, 2):
         try:
-            next_url, done = _attempt(opener, url, part, offset, cache.timeout)
-            if next_url != url:
-                hops += 1
-                if hops > 3:
-                    raise DataError("too many download confirmation pages", path=remote.url)
-                url = next_url
-                continue
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500 or failures >= cache.retries:
-                raise DataError(
-                    f"HTTP {exc.code} {exc.reason} from {url}", path=remote.url
-                ) from exc
-            done = False
-        except (urllib.error.URLError, *_TRANSIENT) as exc:
-            if failures >= cache.retries:
+            gdown.download(
+                remote.url,
+                str(final),
+                quiet=True,
+                use_cookies=False,  # nothing written to ~/.cache/gdown
+                resume=True,
+                retries=cache.retries,
+                timeout=cache.timeout,
+                progress=_progress_bar(remote.name),
+            )
+            break
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else "?"
+            reason = exc.response.reason if exc.response is not None else exc
+            raise DataError(f"HTTP {status} {reason} from {remote.url}", path=remote.url) from exc
+        except (requests.RequestException, gdown.exceptions.DownloadError) as exc:
+            if _is_network(exc, requests):
                 raise _offline_error(remote, exc) from exc
-            log.warning("%s: %s; retrying", remote.name, getattr(exc, "reason", exc))
-            done = False
-        if done:
-            return
-        failures += 1
-        time.sleep(cache.backoff * 2 ** (failures - 1))
+            parts = list(final.parent.glob(f"{final.name}????????.part"))
+            if attempt == 2 or not parts:
+                raise DataError(" ".join(str(exc).split()), path=remote.url) from exc
+            log.warning("%s: %s; starting again from the first byte", remote.name, exc)
+            for part in parts:
+                part.unlink()
+    _refuse_html(final, remote)
+
+
+def _is_network(exc: BaseException, requests) -> bool:
+    """A connection refused, timed out or cut (directly or as the cause of gdown's error)."""
+    network = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+    return isinstance(exc, network) or isinstance(exc.__cause__, network)
 
 
 def _offline_error(remote: Remote, exc: BaseException) -> DataError:
-    reason = getattr(exc, "reason", None) or exc
+    reason = " ".join(str(exc.__cause__ or exc).split())
+    errno = re.findall(r"\[Errno -?\d+\][^'\")(]*", reason)  # urllib3 nests it three levels deep
+    reason = errno[-1].strip() if errno else reason
     return DataError(
         f"could not download {remote.url} ({reason}). If this machine is offline or the host is "
         f"blocked, download the file by hand from {remote.page or remote.url} on another machine, "
@@ -193,140 +195,31 @@ def _offline_error(remote: Remote, exc: BaseException) -> DataError:
     )
 
 
-def _attempt(opener, url: str, part: Path, offset: int, timeout: float) -> tuple[str, bool]:
-    """One request. Returns (url to use next, finished?); raises on network errors."""
-    headers = {"User-Agent": USER_AGENT}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        response = opener.open(request, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and offset:
-            total = _range_total(exc.headers.get("Content-Range", ""))
-            if total == offset:
-                return url, True
-            part.unlink(missing_ok=True)
-            return url, False
-        raise
-    with response:
-        if response.headers.get_content_type() == "text/html":
-            next_url = _confirmation_url(response.read(1 << 20), response.geturl(), opener)
-            log.info("following the download confirmation of %s", url)
-            return next_url, False
-        status = response.status
-        if status == 206:
-            start = _range_start(response.headers.get("Content-Range", ""))
-            if start != offset:
-                part.unlink(missing_ok=True)
-                return url, False
-            mode = "ab"
-        else:
-            offset, mode = 0, "wb"
-        length = response.headers.get("Content-Length")
-        expected = offset + int(length) if length and length.isdigit() else None
-        received = _copy(response, part, mode, offset, expected)
-    if expected is not None and received < expected:
-        raise http.client.IncompleteRead(b"", expected - received)
-    return url, True
+def _refuse_html(path: Path, remote: Remote) -> None:
+    """An HTML page instead of the file (quota, login or removed-file page) is an error."""
+    with open(path, "rb") as handle:
+        start = handle.read(512).lstrip().lower()
+    if start.startswith((b"<!doctype html", b"<html")) and not remote.name.endswith(
+        (".htm", ".html")
+    ):
+        path.unlink()
+        raise DataError(
+            "got an HTML page instead of the file; the file may be private, removed, or over its "
+            "download quota",
+            path=remote.url,
+        )
 
 
-def _copy(response, part: Path, mode: str, offset: int, total: int | None) -> int:
+def _progress_bar(name: str):
+    """A gdown progress callback drawing a tqdm bar (off when stderr is not a terminal)."""
     from tqdm.auto import tqdm
 
-    received = offset
-    with (
-        open(part, mode) as handle,
-        tqdm(
-            total=total,
-            initial=offset,
-            unit="B",
-            unit_scale=True,
-            desc=part.name.removesuffix(".part"),
-            disable=None,
-            leave=False,
-        ) as bar,
-    ):
-        while True:
-            block = response.read(CHUNK)
-            if not block:
-                break
-            handle.write(block)
-            received += len(block)
-            bar.update(len(block))
-    return received
+    bar = tqdm(unit="B", unit_scale=True, desc=name, disable=None, leave=False)
 
+    def update(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+        if total is not None and done >= total:
+            bar.close()
 
-def _range_start(header: str) -> int:
-    try:
-        return int(header.split()[1].split("-")[0])
-    except (IndexError, ValueError):
-        return -1
-
-
-def _range_total(header: str) -> int:
-    try:
-        return int(header.rsplit("/", 1)[1])
-    except (IndexError, ValueError):
-        return -1
-
-
-class _ConfirmParser(HTMLParser):
-    """Collects forms (action + hidden inputs), links carrying ``confirm=`` and the page title."""
-
-    def __init__(self):
-        super().__init__()
-        self.forms: list[tuple[str, dict[str, str]]] = []
-        self.links: list[str] = []
-        self.title, self._in_title = "", False
-
-    def handle_starttag(self, tag, attrs):
-        attr = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append((attr.get("action", ""), {}))
-        elif tag == "input" and self.forms and attr.get("name"):
-            self.forms[-1][1][attr["name"]] = attr.get("value", "")
-        elif tag == "a" and "confirm=" in attr.get("href", ""):
-            self.links.append(attr["href"])
-        elif tag == "title":
-            self._in_title = True
-
-    def handle_endtag(self, tag):
-        if tag == "title":
-            self._in_title = False
-
-    def handle_data(self, data):
-        if self._in_title:
-            self.title += data
-
-
-def _confirmation_url(body: bytes, base: str, opener) -> str:
-    """The real download URL behind a Google-Drive-style confirmation page."""
-    parser = _ConfirmParser()
-    parser.feed(body.decode("utf-8", errors="replace"))
-    for action, fields in parser.forms:
-        if "confirm" in fields or "download" in action:
-            query = urllib.parse.urlencode(fields)
-            return urllib.parse.urljoin(base, action) + ("?" + query if query else "")
-    if parser.links:
-        return urllib.parse.urljoin(base, parser.links[0])
-    for cookie in _cookies(opener):
-        if cookie.name.startswith("download_warning"):
-            parts = urllib.parse.urlsplit(base)
-            query = urllib.parse.urlencode(
-                [*urllib.parse.parse_qsl(parts.query), ("confirm", cookie.value)]
-            )
-            return urllib.parse.urlunsplit(parts._replace(query=query))
-    title = parser.title.strip() or "no title"
-    raise DataError(
-        f"got an HTML page ({title!r}) instead of the file and found no download link in it; "
-        "the file may be private, removed, or over its download quota",
-        path=base,
-    )
-
-
-def _cookies(opener) -> list[http.cookiejar.Cookie]:
-    for handler in opener.handlers:
-        if isinstance(handler, urllib.request.HTTPCookieProcessor):
-            return list(handler.cookiejar)
-    return []
+    return update

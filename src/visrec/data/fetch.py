@@ -76,6 +76,8 @@ class FetchContext:
     embeddings: bool = False
     columns: dict[str, str] = field(default_factory=dict)
     files: dict[str, dict] = field(default_factory=dict)
+    convert_embeddings: Callable[[Path, Path], object] | None = None
+    """Tutorial ``.npy`` -> feature store (the features layer's legacy import; see import_embeddings)."""
 
     def remote(self, key: str) -> Remote:
         part = next((p for p in self.recipe.parts if p.key == key), None)
@@ -105,12 +107,16 @@ def fetch_dataset(
     base_url: str | None = None,
     from_files: dict[str, str | Path] | None = None,
     embeddings: bool = False,
+    convert_embeddings: Callable[[Path, Path], object] | None = None,
     columns: dict[str, str] | None = None,
     force: bool = False,
     retries: int = 4,
-    backoff: float = 0.5,
 ) -> Path:
-    """Download (or take from the cache / ``from_files``) dataset ``name`` and write it to ``out``."""
+    """Download (or take from the cache / ``from_files``) dataset ``name`` and write it to ``out``.
+
+    ``embeddings`` asks for the precomputed embeddings too, converted by ``convert_embeddings``
+    (``visrec.features.legacy.import_tutorial_embeddings``; the data layer does not write stores).
+    """
     if name not in RECIPES:
         raise ConfigError(f"unknown dataset {name!r}; choose from {', '.join(sorted(RECIPES))}")
     recipe, out = RECIPES[name], Path(out)
@@ -118,7 +124,7 @@ def fetch_dataset(
         raise DataError(
             "output folder exists and is not empty (use --force to replace it)", path=out
         )
-    cache = FileCache(cache_dir, retries=retries, backoff=backoff)
+    cache = FileCache(cache_dir, retries=retries)
     cache.root.mkdir(parents=True, exist_ok=True)
     placed = match_from_files(recipe, from_files or {})
     with (
@@ -133,6 +139,7 @@ def fetch_dataset(
             placed,
             embeddings,
             dict(columns or {}),
+            convert_embeddings=convert_embeddings,
         )
         counts = recipe.build(ctx, tmp)
         write_card(tmp / "CARD.md", recipe, ctx, counts)
@@ -271,21 +278,20 @@ def extract_images(archive: zipfile.ZipFile, dest: Path) -> tuple[int, list[str]
     return len(seen), skipped
 
 
-def import_embeddings(npy: Path, out: Path):
+def import_embeddings(ctx: FetchContext, npy: Path, out: Path):
     """Convert a tutorial ``embedding-*.npy`` (pickled ``[id, vector]`` rows) into a FeatureStore.
 
     Asking for embeddings (``--embeddings``) is the explicit opt-in: the pickle is read only through
-    :func:`visrec.features.legacy.import_legacy` (restricted unpickler), imported lazily here.
+    ``ctx.convert_embeddings`` (:func:`visrec.features.legacy.import_tutorial_embeddings`, a restricted
+    unpickler), which the ``visrec data fetch`` command passes in.
     """
-    try:
-        from visrec.features.legacy import import_legacy
-    except ImportError as exc:
+    if ctx.convert_embeddings is None:
         raise DataError(
             "converting embeddings needs visrec.features.legacy, which is not available; "
             "fetch without --embeddings",
             path=npy,
-        ) from exc
-    return import_legacy(npy, out, allow_pickle=True, backbone="resnet50")
+        )
+    return ctx.convert_embeddings(npy, out)
 
 
 def feature_counts(store, item_ids: set[str]) -> dict:
@@ -335,7 +341,7 @@ def build_wikimedia(ctx: FetchContext, out: Path) -> dict:
     source = load_wikimedia(train, test, images_dir=out / "images")
     extra, store = {"split": "given"}, None
     if ctx.embeddings:
-        store = import_embeddings(npy or ctx.obtain("embeddings"), out / "features")
+        store = import_embeddings(ctx, npy or ctx.obtain("embeddings"), out / "features")
         extra["features"] = "features"
     counts = write_source(source, out, images=True, extra=extra)
     if store is not None:
@@ -369,7 +375,7 @@ def build_ugallery(ctx: FetchContext, out: Path) -> dict:
     )
     extra, store = {"split": "leave-last-out"}, None
     if ctx.embeddings:
-        store = import_embeddings(ctx.obtain("embeddings"), out / "features")
+        store = import_embeddings(ctx, ctx.obtain("embeddings"), out / "features")
         extra["features"] = "features"
     counts = write_source(source, out, images=False, extra=extra)
     if store is not None:

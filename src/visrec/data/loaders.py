@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from visrec._io import write_json
+from visrec._io import atomic_open, write_json
 from visrec.data.dataset import Dataset
 from visrec.data.images import scan_images
 from visrec.data.interactions import Interactions, load_interactions
@@ -261,8 +261,6 @@ def write_folder(source: DatasetSource, out: str | Path) -> Path:
     """Write ``source`` as a visrec dataset folder; images are referenced by path, not copied."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    from visrec._io import atomic_open
-
     with atomic_open(out / "interactions.csv", "w", encoding="utf-8", newline="") as handle:
         source.interactions.frame.to_csv(handle, index=False)
     manifest = {"name": source.name, "interactions": "interactions.csv"}

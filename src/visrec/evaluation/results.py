@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from visrec._io import atomic_open, read_json, write_json
+from visrec._io import atomic_open, read_json_object, write_json
 from visrec.errors import ConfigError, DataError
 from visrec.evaluation import registry
 
@@ -67,10 +67,6 @@ class EvalResult:
     so shards can be merged (:meth:`concat`); not written to files (the means hold the coverage)."""
 
     @property
-    def metric_keys(self) -> list[str]:
-        return list(self.means)
-
-    @property
     def n_users(self) -> int:
         return len(self.per_user)
 
@@ -111,9 +107,17 @@ class EvalResult:
     @classmethod
     def from_json(cls, path: str | Path, per_user_csv: str | Path | None = None) -> EvalResult:
         """Read :meth:`to_json` output; the per-user table comes from the JSON or from ``per_user_csv``."""
-        data = read_json(path)
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        fix = "pass --force to evaluate again"
+        data = read_json_object(path, what="evaluation result", fix=fix)
+        if data.get("format") != FORMAT:
             raise DataError(f"not a visrec evaluation result (expected format {FORMAT})", path=path)
+        try:
+            return cls._from_dict(data, per_user_csv)
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise DataError(f"damaged evaluation result ({exc!r}); {fix}", path=path) from None
+
+    @classmethod
+    def _from_dict(cls, data: dict, per_user_csv: str | Path | None) -> EvalResult:
         if per_user_csv is not None:
             table = pd.read_csv(per_user_csv, dtype={"user_id": str}, **_EXACT_FLOATS)
         elif "per_user" in data:

@@ -1,8 +1,9 @@
 """How sure is a mean metric, and is one model really below another? Bootstrap CIs and paired tests.
 
 - :func:`bootstrap_ci`: percentile bootstrap (Efron & Tibshirani, "An Introduction to the Bootstrap",
-  1993, ch. 13) of the mean over users, seeded; users are resampled with replacement, the same resamples
-  for every metric column, in blocks of replicates so memory stays bounded.
+  1993, ch. 13) of the mean over users through ``scipy.stats.bootstrap``, seeded; users are resampled
+  with replacement, the same resamples for every metric column, in batches of replicates so memory
+  stays bounded.
 - :func:`paired_tests`: two models' per-user values of one metric, paired by user: the Wilcoxon
   signed-rank test (Wilcoxon 1945; zero differences dropped, as ``scipy.stats.wilcoxon`` does by default)
   and the paired t-test (``scipy.stats.ttest_rel``), both two-sided.
@@ -28,10 +29,11 @@ _BLOCK_CELLS = 4_000_000  # resampled values held at once (replicates x users x 
 def bootstrap_ci(
     values: np.ndarray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
 ) -> np.ndarray:
-    """Percentile bootstrap CI of the mean of each column of ``values``.
+    """Percentile bootstrap CI of the mean of each column of ``values`` (``scipy.stats.bootstrap``).
 
     ``values``: shape ``(n_users,)`` or ``(n_users, n_metrics)``. Returns ``(2,)`` or ``(n_metrics, 2)``
-    (low, high). Deterministic for a given ``seed``; NaN bounds for an empty input.
+    (low, high). Deterministic for a given ``seed``; NaN bounds for an empty input, a zero-width
+    interval for a single user.
     """
     if n_boot < 1:
         raise ConfigError(f"n_boot must be >= 1, got {n_boot}")
@@ -41,19 +43,21 @@ def bootstrap_ci(
     squeeze = x.ndim == 1
     x = x[:, None] if squeeze else x
     n, m = x.shape
-    if n == 0:
-        out = np.full((m, 2), np.nan)
+    if n < 2:  # scipy needs two observations; one user gives the same mean in every replicate
+        out = np.repeat(x.mean(axis=0)[:, None] if n else np.full((m, 1), np.nan), 2, axis=1)
         return out[0] if squeeze else out
-    rng = np.random.default_rng(seed)
-    means = np.empty((n_boot, m))
-    block = max(1, _BLOCK_CELLS // max(1, n * m))
-    for start in range(0, n_boot, block):
-        stop = min(n_boot, start + block)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = x[idx].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    out = np.quantile(means, [alpha, 1.0 - alpha], axis=0).T
-    return out[0] if squeeze else out
+    res = stats.bootstrap(
+        (x,),
+        np.mean,
+        n_resamples=n_boot,
+        batch=max(1, _BLOCK_CELLS // (n * m)),
+        axis=0,
+        confidence_level=level,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    out = np.stack([res.confidence_interval.low, res.confidence_interval.high], axis=-1)
+    return out.reshape(m, 2)[0] if squeeze else out.reshape(m, 2)
 
 
 @dataclass(frozen=True)

@@ -102,33 +102,32 @@ def extract_cmd(
     Unreadable images are skipped and listed in OUT/report.json and OUT/failed.csv, as are items of
     the interactions without an image (when IMAGES is a dataset folder).
     """
-    from visrec.distributed import init_from_env, local_device, shutdown
+    from visrec.distributed import local_device, torchrun
     from visrec.features.sharded import extract_sharded
 
     paths, items = _images_and_items(images)
-    ctx = init_from_env()  # under torchrun: one image shard per rank, merged by rank 0
-    if ctx.active and device is None:
-        device = local_device()
-    store = extract_sharded(
-        paths,
-        out,
-        ctx,
-        items=items,
-        backbone=backbone,
-        layer=layer,
-        weights=weights,
-        precision=precision,
-        dtype=dtype,
-        input_size=input_size,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        compile=compile_,
-        resume=resume,
-        overwrite=overwrite,
-        progress=progress,
-    )
-    shutdown(ctx)
+    with torchrun() as ctx:  # under torchrun: one image shard per rank, merged by rank 0
+        if ctx.active and device is None:
+            device = local_device()
+        store = extract_sharded(
+            paths,
+            out,
+            ctx,
+            items=items,
+            backbone=backbone,
+            layer=layer,
+            weights=weights,
+            precision=precision,
+            dtype=dtype,
+            input_size=input_size,
+            batch_size=batch_size,
+            workers=workers,
+            device=device,
+            compile=compile_,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+        )
     if not ctx.is_main:
         return
     report = store.report
@@ -139,10 +138,13 @@ def extract_cmd(
     )
     click.echo(
         f"unreadable images: {report.get('n_failed', 0)}, items without image: "
-        f"{report.get('n_missing_images', 0)}, speed: {report.get('images_per_s')} images/s"
+        f"{report.get('n_missing_images', 0)}, refused files: {report.get('n_refused_files', 0)}, "
+        f"speed: {report.get('images_per_s')} images/s"
     )
     if report.get("n_failed") or report.get("n_missing_images"):
         click.echo(f"details: {out / 'failed.csv'}")
+    if report.get("n_refused_files"):
+        click.echo(f"refused files (links leaving the folder, bad names): {out / 'report.json'}")
 
 
 @click.group("features")

@@ -22,17 +22,18 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from visrec._io import atomic_dir, read_json, write_json
-from visrec.data.images import scan_images
+from visrec._io import atomic_dir
+from visrec.data.images import ImageReadError, id_problem, load_rgb, scan_image_folder
+from visrec.devices import progress_disabled, resolve_device
 from visrec.errors import ConfigError, DataError
 from visrec.features import runtime
 from visrec.features.backbones import create_backbone
-from visrec.features.images import ImageReadError, center_crop_resize, load_rgb
+from visrec.features.extract_state import DONE, FAILED_LOG, open_partial, read_failed
+from visrec.features.images import center_crop_resize
 from visrec.features.store import FEATURES, FeatureStore, check_writable, write_sidecars
 
 log = logging.getLogger(__name__)
 
-PLAN, DONE, FAILED_LOG = "plan.json", "done.npy", "failed.jsonl"
 _COPY_CHUNK = 1024
 
 
@@ -73,19 +74,20 @@ def extract_features(
 
     ``config`` fields may also be given as keyword arguments (``backbone="resnet18"``). ``items``: item
     ids expected to have an image (e.g. from the interactions); those without one are listed in the
-    report. Unreadable images are skipped and reported, never fatal. Returns the opened store.
+    report. Unreadable images, links leaving the folder and file names that are not usable ids are
+    skipped and reported (checked before any work starts), never fatal. Returns the opened store.
     """
     config = ExtractConfig(**{**asdict(config or ExtractConfig()), **overrides})
     if config.dtype not in ("float32", "float16"):
         raise ConfigError(f"dtype must be float32 or float16, got {config.dtype!r}")
     out = Path(out)
-    paths = _image_paths(images)
+    paths, refused = _image_paths(images)
     missing = sorted(set(map(str, items or [])) - set(paths))
     if out.exists() and resume and not overwrite:
         log.info("%s is already complete", out)
         return FeatureStore.open(out)
     check_writable(out, overwrite)
-    dev = runtime.resolve_device(device)
+    dev = resolve_device(device)
     precision = runtime.resolve_precision(config.precision, dev)
     body, prep = create_backbone(config.backbone, config.weights, config.layer)
     prep = _resize_input(prep, config.input_size)
@@ -105,7 +107,7 @@ def extract_features(
     }
     partial = out.with_name(f".{out.name}.partial")
     plan = {"config": asdict(config), "meta": meta, "shape": list(shape), "n": len(ids)}
-    _open_partial(partial, plan, ids, resume=resume, overwrite=overwrite)
+    open_partial(partial, plan, ids, resume=resume, overwrite=overwrite)
     stats = _run(
         model,
         partial,
@@ -117,23 +119,39 @@ def extract_features(
         runtime.default_workers(dev) if workers is None else workers,
         progress,
     )
+    stats |= {"n_refused_files": len(refused), "refused_files": refused}
     return _finalise(partial, out, ids, meta, missing, stats, overwrite)
 
 
-def _image_paths(images: str | os.PathLike | dict[str, Path]) -> dict[str, Path]:
+def _image_paths(
+    images: str | os.PathLike | dict[str, Path],
+) -> tuple[dict[str, Path], list[dict[str, str]]]:
+    """Item id -> image path, plus the files refused (with the reason) before any work starts."""
     if isinstance(images, dict):
-        return {str(k): Path(v) for k, v in images.items()}
-    paths, clashes = scan_images(images)
-    for item_id, files in clashes.items():
-        log.warning(
-            "item %s has several images %s; using %s",
-            item_id,
-            [f.name for f in files],
-            paths[item_id].name,
-        )
+        paths, refused = {}, []
+        for item_id, path in images.items():
+            problem = id_problem(str(item_id))
+            if problem is None:
+                paths[str(item_id)] = Path(path)
+            else:
+                refused.append({"path": str(path), "reason": f"{problem}: {str(item_id)!r}"})
+    else:
+        scan = scan_image_folder(images)
+        paths, refused = scan.images, scan.rejected
+        for item_id, files in scan.clashes.items():
+            log.warning(
+                "item %s has several images %s; using %s",
+                item_id,
+                [f.name for f in files],
+                paths[item_id].name,
+            )
+    for record in refused:
+        log.warning("skipped %s: %s", record["path"], record["reason"])
     if not paths:
-        raise DataError("no image files (jpg, jpeg, png, gif, webp, bmp, tif) found", path=images)
-    return paths
+        raise DataError(
+            "no usable image files (jpg, jpeg, png, gif, webp, bmp, tif) found", path=images
+        )
+    return paths, refused
 
 
 def _resize_input(prep: dict, input_size: int | None) -> dict:
@@ -155,59 +173,6 @@ def _output_shape(model: torch.nn.Module, size: int, device: torch.device) -> tu
             f"backbone output has shape {tuple(out.shape)}; expected (B, d) or (B, d, h, w)"
         )
     return (out.shape[1],)
-
-
-# --- the partial folder -------------------------------------------------------------------------
-
-
-def _open_partial(
-    partial: Path, plan: dict, ids: list[str], *, resume: bool, overwrite: bool
-) -> None:
-    if partial.exists():
-        if resume and not overwrite:
-            if _plan_matches(partial, plan, ids):
-                done = np.load(partial / DONE, mmap_mode="r")
-                log.info(
-                    "resuming %s: %d of %d items already done",
-                    partial,
-                    int((done > 0).sum()),
-                    len(ids),
-                )
-                return
-            log.warning("%s is incomplete or damaged; starting again", partial)
-        elif not overwrite:
-            raise ConfigError(
-                f"an interrupted run exists at {partial}: pass --resume to continue "
-                "it or --overwrite to start again"
-            )
-        shutil.rmtree(partial)
-    tmp = partial.with_name(partial.name + ".new")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    dtype = np.float16 if plan["config"]["dtype"] == "float16" else np.float32
-    np.lib.format.open_memmap(
-        tmp / FEATURES, mode="w+", dtype=dtype, shape=(len(ids), *plan["shape"])
-    ).flush()
-    np.save(tmp / DONE, np.zeros(len(ids), dtype=np.uint8))
-    (tmp / "ids.txt").write_text("".join(i + "\n" for i in ids), encoding="utf-8")
-    (tmp / FAILED_LOG).touch()
-    write_json(tmp / PLAN, plan)
-    os.replace(tmp, partial)
-
-
-def _plan_matches(partial: Path, plan: dict, ids: list[str]) -> bool:
-    try:
-        old = read_json(partial / PLAN)
-        old_ids = (partial / "ids.txt").read_text(encoding="utf-8").splitlines()
-        ok = (partial / FEATURES).is_file() and (partial / DONE).is_file()
-    except (OSError, ValueError):
-        return False
-    if old != json.loads(json.dumps(plan)) or old_ids != ids or not ok:
-        raise ConfigError(
-            f"cannot resume {partial}: it was started with different settings or "
-            "images; pass --overwrite to start again"
-        )
-    return True
 
 
 # --- the main loop ------------------------------------------------------------------------------
@@ -271,7 +236,7 @@ def _run(
     bar = tqdm(
         total=len(pending),
         unit="img",
-        disable=(None if progress is None else not progress),
+        disable=progress_disabled(progress),
         desc="extract",
     )
     with torch.inference_mode(), open(partial / FAILED_LOG, "a", encoding="utf-8") as failed_log:
@@ -329,7 +294,7 @@ def _finalise(
     done = np.load(partial / DONE)
     if (done == 0).any():
         raise DataError(f"{int((done == 0).sum())} items were not processed", path=partial)
-    failed = _read_failed(partial / FAILED_LOG, ids, done)
+    failed = read_failed(partial / FAILED_LOG, ids, done)
     keep = np.flatnonzero(done == 1)
     report = {
         **stats,
@@ -358,16 +323,6 @@ def _finalise(
         len(missing),
     )
     return FeatureStore.open(out)
-
-
-def _read_failed(path: Path, ids: list[str], done: np.ndarray) -> list[dict]:
-    records = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            records[record["item_id"]] = record
-    failed_ids = {ids[i] for i in np.flatnonzero(done == 2)}
-    return [records[i] for i in sorted(failed_ids)]
 
 
 def _copy_rows(src: Path, dst: Path, keep: np.ndarray) -> None:

@@ -79,6 +79,17 @@ def read_legacy(
 
 
 def _rows(array: object, path: Path) -> tuple[list[str], np.ndarray]:
+    try:
+        return _parse_rows(array, path)
+    except (TypeError, ValueError, IndexError, OverflowError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(
+            f"not a tutorial feature file ([id, vector] rows expected: {exc})", path=path
+        ) from None
+
+
+def _parse_rows(array: object, path: Path) -> tuple[list[str], np.ndarray]:
     rows = list(array) if isinstance(array, np.ndarray | list | tuple) else None
     if not rows:
         raise DataError("expected a non-empty array of [id, vector] rows", path=path)
@@ -143,3 +154,8 @@ def export_legacy(store: FeatureStore, path: str | os.PathLike) -> Path:
     with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as handle:
         np.save(handle, rows, allow_pickle=True)
     return path
+
+
+def import_tutorial_embeddings(npy: str | os.PathLike, out: str | os.PathLike) -> FeatureStore:
+    """``visrec data fetch --embeddings``: the tutorial's ResNet50 ``.npy``, read with the opt-in."""
+    return import_legacy(npy, out, allow_pickle=True, backbone="resnet50")

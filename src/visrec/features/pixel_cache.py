@@ -32,10 +32,10 @@ import numpy as np
 
 from visrec import __version__
 from visrec._io import atomic_dir, read_json, write_json
-from visrec.data.images import scan_images
+from visrec.data.images import ImageReadError, load_rgb, scan_image_folder
 from visrec.data.vocab import Vocabulary
 from visrec.errors import ConfigError, DataError
-from visrec.features.images import ImageReadError, center_crop_resize, load_rgb
+from visrec.features.images import center_crop_resize
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def open_pixels(
     """The pixel cache of ``item_vocab``'s images in ``images_dir`` at ``size`` px, built if needed.
 
     Reuses an existing cache with the same key whose files fingerprint still matches (no decoding);
-    otherwise decodes every image once with :func:`visrec.features.images.load_rgb` and writes the
+    otherwise decodes every image once with :func:`visrec.data.images.load_rgb` and writes the
     cache atomically. Returns it opened read-only (memory-mapped), rows in ``item_vocab`` order.
     """
     if not 8 <= int(size) <= 2048:
@@ -121,7 +121,7 @@ def open_pixels(
     ids = [str(i) for i in (item_vocab.ids if isinstance(item_vocab, Vocabulary) else item_vocab)]
     if not ids:
         raise DataError("no items to cache")
-    paths, _ = scan_images(images_dir)
+    paths = scan_image_folder(images_dir).images  # links leaving the folder are not items
     ids_sha = _sha256("\n".join(ids))
     files_sha = _fingerprint(ids, paths)
     key = _sha256(json.dumps([str(images_dir), size, ids_sha]))[:20]

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from visrec._io import atomic_dir
-from visrec.distributed import barrier, shard
+from visrec.distributed import DistContext, barrier, shard
 from visrec.errors import ConfigError, DataError
 from visrec.features.extract import _image_paths, extract_features
 from visrec.features.store import FEATURES, FeatureStore, check_writable, write_sidecars
-from visrec.training.trainer import DistContext
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def extract_sharded(
         log.info("%s is already complete", out)
         return FeatureStore.open(out)
     check_writable(out, overwrite)
-    paths = _image_paths(images)
+    paths, refused = _image_paths(images)
     mine = [str(i) for i in shard(sorted(paths), ctx)]
     folder = shard_folder(out, ctx)
     if mine:
@@ -86,14 +85,25 @@ def extract_sharded(
     if ctx.is_main:
         missing = sorted(set(map(str, items or [])) - set(paths))
         parts = [shard_folder(out, DistContext(r, ctx.world_size)) for r in range(ctx.world_size)]
-        merge_shards([p for p in parts if p.exists()], out, missing=missing, overwrite=overwrite)
+        merge_shards(
+            [p for p in parts if p.exists()],
+            out,
+            missing=missing,
+            overwrite=overwrite,
+            refused=refused,
+        )
         shutil.rmtree(folder.parent, ignore_errors=True)
     barrier(ctx)
     return FeatureStore.open(out)
 
 
 def merge_shards(
-    shards: list[Path], out: Path, *, missing: list[str] | None = None, overwrite: bool = False
+    shards: list[Path],
+    out: Path,
+    *,
+    missing: list[str] | None = None,
+    overwrite: bool = False,
+    refused: list[dict] | None = None,
 ) -> FeatureStore:
     """Concatenate finished shard stores (in the given order) into one store at ``out``."""
     stores = [FeatureStore.open(p) for p in shards]
@@ -120,7 +130,9 @@ def merge_shards(
                 row += len(block)
         target.flush()
         ids = [str(i) for s in stores for i in s.ids]
-        write_sidecars(tmp, ids, target, _core(first.meta), report=_merged_report(stores, missing))
+        write_sidecars(
+            tmp, ids, target, _core(first.meta), report=_merged_report(stores, missing, refused)
+        )
         del target
     log.info("merged %d shards into %s: %d items", len(stores), out, total)
     return FeatureStore.open(out)
@@ -131,7 +143,9 @@ def _core(meta: dict) -> dict:
     return {k: v for k, v in meta.items() if k not in ("dtype", "shape", "created_with")}
 
 
-def _merged_report(stores: list[FeatureStore], missing: list[str] | None) -> dict:
+def _merged_report(
+    stores: list[FeatureStore], missing: list[str] | None, refused: list[dict] | None = None
+) -> dict:
     reports = [s.report for s in stores]
     report: dict = {k: sum(int(r.get(k) or 0) for r in reports) for k in _SUMMED}
     seconds = max(float(r.get("seconds") or 0.0) for r in reports)  # ranks run side by side
@@ -141,6 +155,8 @@ def _merged_report(stores: list[FeatureStore], missing: list[str] | None) -> dic
     report["n_missing_images"] = len(missing or [])
     report["failed"] = sorted((f for r in reports for f in r.get("failed", [])), key=_by_id)
     report["missing_images"] = list(missing or [])
+    report["n_refused_files"] = len(refused or [])
+    report["refused_files"] = list(refused or [])
     return report
 
 

@@ -36,6 +36,8 @@ FEATURES, IDS, META, REPORT, FAILED = (
 )
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
 _MISSING = ("error", "mean", "zero")
+MIN_COVERAGE = 0.5
+"""Default share of a dataset's items that must have features (env ``VISREC_MIN_FEATURE_COVERAGE``)."""
 
 
 class FeatureStore:
@@ -101,15 +103,37 @@ class FeatureStore:
         """Item ids that were asked for (e.g. from interactions) but had no image file."""
         return list(self.report.get("missing_images", []))
 
-    def aligned(self, items: Vocabulary, missing: str = "error") -> tuple[np.ndarray, np.ndarray]:
+    def check_coverage(self, items: Vocabulary, min_share: float | None = None) -> np.ndarray:
+        """Rows of ``items`` in the store (-1 when absent); refuses a store covering too few of them.
+
+        A store of another dataset (few or no ids in common) is an error naming the overlap, not a
+        matrix of mean-filled rows. ``min_share`` defaults to :func:`min_coverage`.
+        """
+        rows = self.vocab.indices(list(items.ids), missing="-1")
+        share = min_coverage() if min_share is None else float(min_share)
+        present = int((rows >= 0).sum())
+        if len(rows) and present < share * len(rows):
+            raise DataError(
+                f"feature store covers only {present} of the dataset's {len(rows)} items "
+                f"({present / len(rows):.1%}; at least {share:.0%} needed): it was probably "
+                "extracted from another image folder; extract features for this dataset "
+                "(visrec extract DATASET -o STORE) or lower VISREC_MIN_FEATURE_COVERAGE",
+                path=self.path,
+            )
+        return rows
+
+    def aligned(
+        self, items: Vocabulary, missing: str = "error", *, min_share: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Float32 rows in the order of ``items``, plus the positions (in ``items``) of absent items.
 
         ``missing``: ``"error"`` raises :class:`DataError` listing absent items; ``"mean"`` fills them
         with the mean feature; ``"zero"`` with zeros. Never fills silently: the positions are returned.
+        A store covering less than ``min_share`` of ``items`` is refused (:meth:`check_coverage`).
         """
         if missing not in _MISSING:
             raise ValueError(f"missing must be one of {_MISSING}, got {missing!r}")
-        rows = self.vocab.indices(list(items.ids), missing="-1")
+        rows = self.check_coverage(items, min_share)
         absent = np.flatnonzero(rows < 0)
         if len(absent) and missing == "error":
             names = [str(i) for i in items.ids_of(absent[:10])]
@@ -159,7 +183,23 @@ class FeatureStore:
         return FeatureStore.open(path)
 
 
+def min_coverage() -> float:
+    """The required feature coverage: ``VISREC_MIN_FEATURE_COVERAGE`` (0..1) or :data:`MIN_COVERAGE`."""
+    text = os.environ.get("VISREC_MIN_FEATURE_COVERAGE", "").strip()
+    if not text:
+        return MIN_COVERAGE
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise DataError(f"VISREC_MIN_FEATURE_COVERAGE must be a number in [0, 1], got {text!r}")
+    return value
+
+
 def check_writable(path: Path, overwrite: bool) -> None:
+    if path.exists() and not path.is_dir():
+        raise DataError("output exists and is a file; choose a folder path for -o", path=path)
     if path.exists() and not overwrite:
         raise DataError("output exists; pass overwrite=True (--overwrite) to replace it", path=path)
 
@@ -183,7 +223,10 @@ def write_sidecars(
         )
     if len(ids) != array.shape[0]:
         raise DataError(f"{len(ids)} ids for {array.shape[0]} feature rows", path=folder / IDS)
-    Vocabulary(ids, name="item")  # raises on duplicates
+    try:
+        Vocabulary(ids, name="item")  # raises on duplicates
+    except ValueError as exc:
+        raise DataError(str(exc), path=folder / IDS) from None
     (folder / IDS).write_text("".join(i + "\n" for i in ids), encoding="utf-8")
     meta = {
         **meta,

@@ -32,6 +32,7 @@ from torch import nn
 
 from visrec.data.dataset import Dataset
 from visrec.errors import DataError
+from visrec.models.capabilities import Explains, FeatureInput, ScoresProfiles
 from visrec.models.config import TrainConfig, check
 from visrec.models.features import feature_shape, item_features
 from visrec.models.gradient import GradientRecommender
@@ -162,12 +163,12 @@ class ACFModule(nn.Module):
 
 
 @register("acf")
-class ACF(GradientRecommender):
+class ACF(ScoresProfiles, Explains, GradientRecommender):
     """Attentive Collaborative Filtering over spatial CNN features (Chen et al., SIGIR 2017)."""
 
     config_class = ACFConfig
-    features = "spatial"
-    profile_based = True
+    conformance_config = {"epochs": 1, "dim": 8, "batch_size": 256, "device": "cpu"}
+    inputs = (FeatureInput("image", "spatial"),)
     sampler = "profile"
 
     def _dims(self, dataset: Dataset, features) -> dict:

@@ -9,6 +9,7 @@ how cold-start users are served. Everything downstream (evaluation, recommend, v
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,24 +17,31 @@ import numpy as np
 import torch
 
 from visrec import __version__
-from visrec._io import atomic_dir, atomic_path
+from visrec._io import atomic_dir, load_tensor_file, read_json_object
 from visrec.data.dataset import Dataset
 from visrec.data.vocab import Vocabulary
 from visrec.errors import ConfigError, DataError
+from visrec.models import registry
+from visrec.models.capabilities import FeatureInput
 from visrec.models.config import Config
 
-FEATURE_KINDS = (None, "pooled", "spatial", "pixels")
+_RETRAIN = "train the model again (visrec train ... --force)"
 
 
 class Recommender:
-    """Base class. Subclasses set ``config_class``, ``features`` and implement ``_fit``/``_score``."""
+    """Base class. Subclasses set ``config_class``, ``inputs`` and implement ``_fit``/``_score``.
+
+    Optional abilities are the mixins of :mod:`visrec.models.capabilities`.
+    """
 
     name: ClassVar[str] = "?"
     config_class: ClassVar[type[Config]] = Config
-    features: ClassVar[str | None] = None
-    """What the model reads besides interactions: None, 'pooled', 'spatial' (h x w x d) or 'pixels'."""
+    inputs: ClassVar[tuple[FeatureInput, ...]] = ()
+    """What the model reads besides interactions (none, or named pooled/spatial/pixel sources)."""
+    conformance_config: ClassVar[dict] = {}
+    """Options that make the conformance suite (run for every registered model) quick on tiny data."""
     profile_based: ClassVar[bool] = False
-    """True when scores depend on the user only through their profile (cold-start capable)."""
+    """True for :class:`~visrec.models.capabilities.ScoresProfiles` models (cold-start users)."""
 
     def __init__(self, config: Config | None = None, **overrides):
         config = config or self.config_class()
@@ -45,13 +53,35 @@ class Recommender:
         self.info: dict = {}
 
     # --- the interface -------------------------------------------------------------------------
-    def fit(self, dataset: Dataset, features=None, **options) -> Recommender:
-        """Train on ``dataset.train`` (validation targets may steer early stopping; test never)."""
-        if self.features is not None and features is None:
-            raise ConfigError(f"{self.name} needs {self.features} item features (--features)")
+    def fit(self, dataset: Dataset, features=None) -> Recommender:
+        """Train on ``dataset.train`` (validation targets may steer early stopping; test never).
+
+        ``features``: a mapping input name -> source for the model's :attr:`inputs`, or (for a model
+        with one input) that source alone.
+        """
+        source = self._feature_source(features)
         self.users, self.items = dataset.users, dataset.items
-        self._fit(dataset, features, **options)
+        self._fit(dataset, source)
         return self
+
+    def _feature_source(self, features):
+        """What ``_fit`` gets: None, the one input's source, or a mapping name -> source (several)."""
+        if not self.inputs:
+            return features
+        if features is None:
+            kinds = " and ".join(i.kind for i in self.inputs)
+            raise ConfigError(f"{self.name} needs {kinds} item features (--features)")
+        if not isinstance(features, Mapping):
+            if len(self.inputs) > 1:
+                names = ", ".join(i.name for i in self.inputs)
+                raise ConfigError(f"{self.name} reads several feature sources: pass {{{names}}}")
+            return features
+        missing = [i.name for i in self.inputs if i.name not in features]
+        if missing:
+            raise ConfigError(f"{self.name} needs the feature sources {', '.join(missing)}")
+        if len(self.inputs) == 1:
+            return features[self.inputs[0].name]
+        return {i.name: features[i.name] for i in self.inputs}
 
     @torch.no_grad()
     def score(self, users) -> torch.Tensor:
@@ -78,17 +108,11 @@ class Recommender:
                 raise IndexError(f"item index out of range [0, {len(self.items)})")
         return self._score_profiles([np.asarray(p, dtype=np.int64) for p in profiles]).float()
 
-    def user_profile(self, dataset: Dataset, user_idx: int) -> np.ndarray:
-        return dataset.profile(user_idx)
-
     # --- subclass hooks -----------------------------------------------------------------------------
-    def _fit(self, dataset: Dataset, features, **options) -> None:
+    def _fit(self, dataset: Dataset, features) -> None:
         raise NotImplementedError
 
     def _score(self, users: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _score_profiles(self, profiles: list[np.ndarray]) -> torch.Tensor:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -120,22 +144,30 @@ class Recommender:
     @classmethod
     def load(cls, directory: str | Path) -> Recommender:
         """Load a saved model (any registered class when called on :class:`Recommender`)."""
-        from visrec.models import registry
-
         directory = Path(directory)
         meta_path = directory / "model.json"
         if not meta_path.is_file():
             raise DataError("not a saved model (no model.json)", path=directory)
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        klass = registry.get(meta["model"])
+        meta = read_json_object(meta_path, what="saved model metadata", fix=_RETRAIN)
+        klass = registry.get(str(meta.get("model")))
         if cls is not Recommender and not issubclass(klass, cls):
             raise ConfigError(f"{directory} holds a {meta['model']} model, not {cls.name}")
-        model = klass(klass.config_class.from_dict(meta["config"]))
-        model.users = Vocabulary(meta["users"], name="user")
-        model.items = Vocabulary(meta["items"], name="item")
-        model.info = meta.get("info", {})
-        state = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        try:
+            model = klass(klass.config_class.from_dict(meta["config"]))
+            model.users = Vocabulary(meta["users"], name="user")
+            model.items = Vocabulary(meta["items"], name="item")
+            model.info = meta.get("info", {})
+        except (KeyError, TypeError, ValueError) as exc:  # ConfigError is a ValueError
+            raise DataError(f"damaged saved model ({exc}); {_RETRAIN}", path=meta_path) from None
+        weights = directory / "weights.pt"
+        state = load_tensor_file(weights, what="model weights", fix=_RETRAIN)
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
+            raise DataError(
+                f"weights do not fit the saved model ({reason}); {_RETRAIN}", path=weights
+            ) from None
         return model
 
     def _check_fitted(self) -> None:
@@ -144,19 +176,3 @@ class Recommender:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
-
-
-def save_tensor_file(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """``torch.save`` of a flat dict of tensors, atomically (read back with ``weights_only=True``)."""
-    with atomic_path(path) as tmp:
-        torch.save(tensors, tmp)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """Resolve a device string once: 'auto' -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for, but CUDA is not available")
-    return device

@@ -9,6 +9,7 @@ import torch
 
 from visrec.data.dataset import Dataset
 from visrec.models.base import Recommender
+from visrec.models.capabilities import ScoresProfiles
 from visrec.models.config import Config
 from visrec.models.registry import register
 
@@ -27,7 +28,7 @@ class Random(Recommender):
 
     config_class = RandomConfig
 
-    def _fit(self, dataset: Dataset, features, **options) -> None:
+    def _fit(self, dataset: Dataset, features) -> None:
         self.info["dims"] = {"n_users": dataset.n_users, "n_items": dataset.n_items}
 
     def _score(self, users: torch.Tensor) -> torch.Tensor:
@@ -49,13 +50,13 @@ class PopConfig(Config):
 
 
 @register("pop")
-class MostPopular(Recommender):
+class MostPopular(ScoresProfiles, Recommender):
     """Ranks items by their number of train interactions, the same list for every user."""
 
     config_class = PopConfig
-    profile_based = True  # a new user's profile changes nothing, but they can be served
+    # ScoresProfiles: a new user's profile changes nothing, but they can be served
 
-    def _fit(self, dataset: Dataset, features, **options) -> None:
+    def _fit(self, dataset: Dataset, features) -> None:
         self.popularity = torch.from_numpy(dataset.item_popularity()).float()
 
     def _score(self, users: torch.Tensor) -> torch.Tensor:

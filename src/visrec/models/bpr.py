@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from visrec.models.capabilities import DotProduct
 from visrec.models.config import TrainConfig, check
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
@@ -54,10 +55,11 @@ class BPRModule(nn.Module):
 
 
 @register("bpr")
-class BPR(GradientRecommender):
+class BPR(DotProduct, GradientRecommender):
     """BPR-MF: the non-visual latent-factor baseline of VBPR's paper."""
 
     config_class = BPRConfig
+    conformance_config = {"epochs": 1, "factors": 4, "batch_size": 256, "device": "cpu"}
 
     def _build(self, dims: dict) -> nn.Module:
         return BPRModule(dims["n_users"], dims["n_items"], self.config.factors)

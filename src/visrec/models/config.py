@@ -1,24 +1,23 @@
 """Typed model configs: frozen dataclasses with a docstring per field, validated on creation.
 
 Every gradient model's config inherits :class:`TrainConfig` (the common training settings) and overrides
-its defaults with the paper's or the tutorial's. ``from_dict`` parses ``--set key=value`` strings too.
+its defaults with the paper's or the tutorial's. ``from_dict`` parses ``--set key=value`` strings too,
+through the one typed-config mechanism of :mod:`visrec._config` (pydantic).
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
-import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+from visrec._config import Typed, build
 from visrec.errors import ConfigError
 
 LOSSES = ("bpr", "warp", "bce")
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Typed):
     """Base of every model config."""
 
     def validate(self) -> None:
@@ -30,85 +29,10 @@ class Config:
     @classmethod
     def from_dict(cls, values: dict) -> Config:
         """Build from a dict; unknown keys raise, strings are parsed to the field's type."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        hints = typing.get_type_hints(cls)
-        parsed = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
-        return cls(**parsed)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return build(cls, values)
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def describe(cls) -> list[tuple[str, str, object, str]]:
-        """(name, type, default, docstring) of every field, for `visrec models` and the docs."""
-        docs = _field_docs(cls)
-        hints = typing.get_type_hints(cls)
-        out = []
-        for f in fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else None
-            out.append((f.name, _type_name(hints[f.name]), default, docs.get(f.name, "")))
-        return out
-
-
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(name: str, value, tp):
-    if not isinstance(value, str) or tp is str:
-        return value
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if value.lower() in ("none", "null") and type(None) in args:
-        return None
-    target = next((a for a in args if a is not type(None)), tp) if origin else tp
-    try:
-        if target is bool:
-            if value.lower() in ("true", "1", "yes"):
-                return True
-            if value.lower() in ("false", "0", "no"):
-                return False
-            raise ValueError(value)
-        if target in (int, float):
-            return target(value)
-        if target is str:
-            return value
-        return ast.literal_eval(value)
-    except (ValueError, SyntaxError) as exc:
-        raise ConfigError(f"option {name}: cannot read {value!r} as {_type_name(target)}") from exc
-
-
-def _field_docs(cls) -> dict[str, str]:
-    """Docstrings written under each field (attribute docstrings), collected from the class sources."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is object:
-            continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):
-            continue
-        tree = ast.parse(inspect.cleandoc("\n" + source) if source.startswith(" ") else source)
-        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for prev, node in zip(body, body[1:], strict=False):
-            if (
-                isinstance(prev, ast.AnnAssign)
-                and isinstance(prev.target, ast.Name)
-                and isinstance(node, ast.Expr)
-                and isinstance(node.value, ast.Constant)
-                and isinstance(node.value.value, str)
-            ):
-                docs[prev.target.id] = " ".join(node.value.value.split())
-    return docs
 
 
 def check(condition: bool, message: str) -> None:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from visrec.data.dataset import Dataset
+from visrec.models.capabilities import DotProductProfiles, FeatureInput, ScoresProfiles
 from visrec.models.config import TrainConfig, check
 from visrec.models.features import item_features
 from visrec.models.gradient import GradientRecommender
@@ -129,12 +130,20 @@ class CuratorNetModule(nn.Module):
 
 
 @register("curatornet")
-class CuratorNet(GradientRecommender):
+class CuratorNet(ScoresProfiles, DotProductProfiles, GradientRecommender):
     """CuratorNet: visually-aware, profile-based; serves new users from the items of their profile."""
 
     config_class = CuratorNetConfig
-    features = "pooled"
-    profile_based = True
+    conformance_config = {
+        "epochs": 1,
+        "item_dim": 8,
+        "user_hidden": 8,
+        "n_clusters": 6,
+        "batch_size": 128,
+        "triplets_per_epoch": 512,
+        "device": "cpu",
+    }
+    inputs = (FeatureInput("image", "pooled"),)
 
     def _dims(self, dataset: Dataset, features) -> dict:
         self._feature_array, _ = item_features(features, dataset.items)

@@ -31,6 +31,7 @@ from torch import nn
 from visrec.data.dataset import Dataset
 from visrec.errors import ConfigError
 from visrec.features.pixel_cache import PixelCache, open_pixels
+from visrec.models.capabilities import DotProduct, FeatureInput, TrainOptions
 from visrec.models.config import TrainConfig, check
 from visrec.models.gradient import GradientRecommender
 from visrec.models.image_encoders import ARCHS, build_encoder, load_backbone_weights
@@ -179,11 +180,21 @@ class DVBPRModule(nn.Module):
 
 
 @register("dvbpr")
-class DVBPR(GradientRecommender):
+class DVBPR(DotProduct, GradientRecommender):
     """DVBPR: BPR with an image CNN trained end to end (Kang et al., ICDM 2017); the tutorial's best."""
 
     config_class = DVBPRConfig
-    features = "pixels"
+    conformance_config = {
+        "image_size": 16,
+        "factors": 4,
+        "latent_dim": 3,
+        "fc_dim": 16,
+        "width": 0.125,
+        "epochs": 1,
+        "batch_size": 256,
+        "device": "cpu",
+    }
+    inputs = (FeatureInput("image", "pixels"),)
 
     def _dims(self, dataset: Dataset, features) -> dict:
         return {"n_users": dataset.n_users, "n_items": dataset.n_items}
@@ -224,9 +235,10 @@ class DVBPR(GradientRecommender):
             )
             self.info["backbone_weights"] = described
 
-    def _fit(self, dataset: Dataset, features, **options) -> None:
-        super()._fit(dataset, features, **options)
+    def fit(self, dataset: Dataset, features=None, options: TrainOptions | None = None) -> DVBPR:
+        super().fit(dataset, features, options)
         self.module.refresh()  # the saved buffer matches the final (best-epoch) weights
+        return self
 
     def _score(self, users: torch.Tensor) -> torch.Tensor:
         if self.module.stale and self.module.pixels is None:

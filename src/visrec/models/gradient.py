@@ -1,5 +1,10 @@
 """Base of every model trained by gradient descent through the one :class:`~visrec.training.Trainer`.
 
+The Trainer lives above the models (it validates with the evaluation engine), so a gradient model does not
+import it: ``fit(dataset, features, TrainOptions(trainer=...))`` builds the module and hands itself to the
+trainer through the :class:`~visrec.models.capabilities.TrainsByGradient` interface.
+:func:`visrec.training.fit_model` fills in the Trainer; ``visrec train`` and ``train_run`` use it.
+
 A subclass provides:
 - ``_dims(dataset, features) -> dict``: the sizes that define the module (stored in ``info['dims']`` so a
   saved model is rebuilt without the dataset);
@@ -19,12 +24,15 @@ import torch
 from torch import nn
 
 from visrec.data.dataset import Dataset
-from visrec.models.base import Recommender, resolve_device
+from visrec.devices import resolve_device
+from visrec.errors import ConfigError
+from visrec.models.base import Recommender
+from visrec.models.capabilities import TrainOptions, TrainsByGradient
 from visrec.models.config import TrainConfig
 from visrec.sampling import profile_triplets, uniform_triplets
 
 
-class GradientRecommender(Recommender):
+class GradientRecommender(TrainsByGradient, Recommender):
     config_class: ClassVar[type[TrainConfig]] = TrainConfig
     sampler: ClassVar[str] = "uniform"
     """``uniform`` (user, pos, neg) or ``profile`` (profile, pos, neg) triplets."""
@@ -64,18 +72,18 @@ class GradientRecommender(Recommender):
         return uniform_triplets(dataset, n, rng, self.config.n_negatives)
 
     # --- Recommender --------------------------------------------------------------------------------
-    def _fit(
-        self,
-        dataset: Dataset,
-        features,
-        *,
-        run_dir=None,
-        resume: bool = False,
-        dist=None,
-        on_batch=None,
-    ) -> None:
-        from visrec.training.trainer import Trainer
-
+    def fit(
+        self, dataset: Dataset, features=None, options: TrainOptions | None = None
+    ) -> GradientRecommender:
+        """Build the module and train it with ``options.trainer`` (see the module docstring)."""
+        options = options or TrainOptions()
+        if options.trainer is None:
+            raise ConfigError(
+                f"{self.name} trains by gradient: fit it with visrec.training.fit_model(model, "
+                "dataset, features) (or `visrec train`)"
+            )
+        features = self._feature_source(features)
+        self.users, self.items = dataset.users, dataset.items
         dims = self._dims(dataset, features)
         self.info["dims"] = dims
         with torch.random.fork_rng(devices=[]):
@@ -83,10 +91,9 @@ class GradientRecommender(Recommender):
             self.module = self._build(dims)
         self._attach(self.module, dataset, features)
         self.module.to(self.device)
-        self.history = Trainer(
-            self, dataset, run_dir=run_dir, resume=resume, dist=dist, on_batch=on_batch
-        ).fit()
+        self.history = options.trainer(self, dataset, options)
         self.module.eval()
+        return self
 
     def _score(self, users: torch.Tensor) -> torch.Tensor:
         self.module.eval()

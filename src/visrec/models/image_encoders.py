@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from visrec.errors import ConfigError
+from visrec.features.backbones import create_backbone
 
 # (out channels, kernel, stride, max-pool after)
 ARCHS: dict[str, tuple[tuple[int, int, int, bool], ...]] = {
@@ -165,8 +166,6 @@ def build_encoder(
     if not backbone:
         net = ConvNet(arch, image_size, out_dim, fc_dim, dropout, width)
         return ImageEncoder(net, PAPER_MEAN, PAPER_STD, augment)
-    from visrec.features.backbones import create_backbone
-
     body, prep = create_backbone(backbone, "none", "pooled")
     body.requires_grad_(True)
     try:
@@ -184,8 +183,6 @@ def build_encoder(
 def load_backbone_weights(encoder: ImageEncoder, backbone: str, weights: str) -> str:
     """Copy ``weights`` (imagenet or a state-dict file) of ``backbone`` into a :class:`BackboneNet`
     encoder (transfer learning); returns the weights' description."""
-    from visrec.features.backbones import create_backbone
-
     pretrained, prep = create_backbone(backbone, weights, "pooled")
     encoder.net.body.load_state_dict(pretrained.state_dict())
     return str(prep["weights"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 
 from visrec.models import registry
+from visrec.models.capabilities import ScoresProfiles
 
 BEGIN = "<!-- BEGIN GENERATED CONFIG REFERENCE (python -m visrec.models.reference) -->"
 END = "<!-- END GENERATED CONFIG REFERENCE -->"
@@ -18,7 +19,7 @@ def config_reference() -> str:
     for name in registry.names():
         cls = registry.get(name)
         summary = (inspect.getdoc(cls) or "").split("\n\n")[0].replace("\n", " ")
-        reads = cls.features or "interactions only"
+        reads = ", ".join(i.kind for i in cls.inputs) or "interactions only"
         parts += [
             "",
             f"### `{name}`",
@@ -26,7 +27,11 @@ def config_reference() -> str:
             summary,
             "",
             f"Reads: {reads}."
-            + (" Profile-based: serves new users from item ids." if cls.profile_based else ""),
+            + (
+                " Profile-based: serves new users from item ids."
+                if issubclass(cls, ScoresProfiles)
+                else ""
+            ),
             "",
             "| option | type | default | meaning |",
             "|---|---|---|---|",

@@ -6,14 +6,13 @@ The CLI and experiment files create models only through :func:`create` (no impor
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import Any
 
 from visrec.errors import ConfigError
 
-if TYPE_CHECKING:
-    from visrec.models.base import Recommender
-
-_REGISTRY: dict[str, type[Recommender]] = {}
+# Values are Recommender subclasses; not imported here, because models.base looks models up in this
+# registry (Recommender.load) and the two modules must not import each other.
+_REGISTRY: dict[str, type[Any]] = {}
 
 # Modules that define the built-in models; imported once, on first use of the registry.
 BUILTIN_MODULES = (
@@ -56,7 +55,7 @@ def _load_builtins() -> None:
     _loaded = True
 
 
-def get(name: str) -> type[Recommender]:
+def get(name: str) -> type[Any]:
     """The model class registered under ``name``; unknown names list the known ones."""
     _load_builtins()
     if name not in _REGISTRY:
@@ -69,7 +68,7 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create(name: str, config: dict | None = None) -> Recommender:
+def create(name: str, config: dict | None = None) -> Any:
     """Instantiate a registered model from a (partial) config dict."""
     cls = get(name)
     return cls(cls.config_class.from_dict(config or {}))

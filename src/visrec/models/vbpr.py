@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from visrec.data.dataset import Dataset
+from visrec.models.capabilities import DotProduct, FeatureInput
 from visrec.models.config import TrainConfig, check
 from visrec.models.features import feature_shape, item_features
 from visrec.models.gradient import GradientRecommender
@@ -125,11 +126,18 @@ class VBPRModule(nn.Module):
 
 
 @register("vbpr")
-class VBPR(GradientRecommender):
+class VBPR(DotProduct, GradientRecommender):
     """VBPR: BPR-MF plus a visual preference theta_u . (E f_i) and a visual bias beta' . f_i."""
 
     config_class = VBPRConfig
-    features = "pooled"
+    conformance_config = {
+        "epochs": 1,
+        "factors": 3,
+        "visual_factors": 2,
+        "batch_size": 256,
+        "device": "cpu",
+    }
+    inputs = (FeatureInput("image", "pooled"),)
 
     def _dims(self, dataset: Dataset, features) -> dict:
         n_features = int(feature_shape(features)[-1])  # aligned once, in _attach

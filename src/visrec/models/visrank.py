@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 from visrec.data.dataset import Dataset
-from visrec.models.base import Recommender, resolve_device
+from visrec.devices import resolve_device
+from visrec.models.base import Recommender
+from visrec.models.capabilities import FeatureInput, ScoresProfiles
 from visrec.models.config import Config, check
 from visrec.models.features import item_features
 from visrec.models.registry import register
@@ -140,12 +142,12 @@ def _reduce_block(
 
 
 @register("visrank")
-class VisRank(Recommender):
+class VisRank(ScoresProfiles, Recommender):
     """Ranks items by visual (cosine) similarity to the items the user consumed; cold-start capable."""
 
     config_class = VisRankConfig
-    features = "pooled"
-    profile_based = True
+    conformance_config = {"device": "cpu"}
+    inputs = (FeatureInput("image", "pooled"),)
 
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
@@ -153,7 +155,7 @@ class VisRank(Recommender):
         self.indptr = np.zeros(1, dtype=np.int64)
         self.items_flat = np.zeros(0, dtype=np.int64)
 
-    def _fit(self, dataset: Dataset, features, **options) -> None:
+    def _fit(self, dataset: Dataset, features) -> None:
         array, _ = item_features(features, dataset.items)
         self.unit = normalize_rows(array).to(resolve_device(self.config.device))
         self.indptr, self.items_flat = self._truncate(dataset.profile_indptr, dataset.profile_items)

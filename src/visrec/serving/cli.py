@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from visrec.errors import ConfigError, DataError
+from visrec.models.capabilities import ScoresProfiles
+from visrec.serving.index import build_index, index_option
 from visrec.serving.topk import recommend_profile, recommend_users, similar_items
 
 
@@ -43,21 +45,13 @@ def _print(rows: list[dict], as_json: bool, header: str) -> None:
 @click.option("-k", "k", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--include-consumed", is_flag=True, help="Do not exclude the user's consumed items.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option(
-    "--index",
-    type=click.Choice(["exact", "faiss"]),
-    default="exact",
-    show_default=True,
-    help="faiss: an inner-product index (dot-product models; extra visrec[faiss]).",
-)
+@index_option("faiss: an inner-product index (dot-product models; extra visrec[faiss]).")
 def recommend_cmd(run_dir, user_id, item_ids, k, include_consumed, as_json, index):
     """Top-k recommendations of a trained run for a user (--user) or a new profile (--items)."""
-    from visrec.training.run import load_run
+    from visrec.runs import load_run
 
     if (user_id is None) == (item_ids is None):
         raise click.UsageError("give exactly one of --user ID or --items ID,ID,...")
-    from visrec.serving.index import build_index
-
     run = load_run(run_dir)
     model = run.model
     indexed = build_index(model, index)
@@ -68,7 +62,7 @@ def recommend_cmd(run_dir, user_id, item_ids, k, include_consumed, as_json, inde
         header = f"top {k} for user {user_id} ({run.meta['model']})"
     else:
         ids = [i.strip() for i in item_ids.split(",") if i.strip()]
-        if not model.profile_based:
+        if not isinstance(model, ScoresProfiles):
             raise ConfigError(
                 f"{run.meta['model']} cannot serve a new profile: use a profile-based "
                 "model (visrank, curatornet, acf, pop)"
@@ -123,8 +117,8 @@ def similar_cmd(store_path, item_id, k, as_json):
 def grid_cmd(run_dir, user_id, k, last, columns, thumb, exclude_consumed, images, out):
     """Write a PNG contact sheet for one user: profile, top-k (hits green, consumed red), truth."""
     from visrec.data.images import scan_images
+    from visrec.runs import load_run
     from visrec.serving.grid import GridLayout, draw_grid, user_sections, write_grid
-    from visrec.training.run import load_run
 
     run = load_run(run_dir)
     user_idx = run.model.users.index(user_id)

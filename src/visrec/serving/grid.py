@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from visrec._io import atomic_path
 from visrec.data.dataset import Dataset
+from visrec.data.images import ImageReadError, load_rgb
 from visrec.models.base import Recommender
 from visrec.serving.topk import recommend_users
 
@@ -120,8 +121,6 @@ def draw_grid(
     title: str | None = None,
 ) -> Image.Image:
     """Render ``sections``; an item without a readable image gets a grey placeholder."""
-    from visrec.features.images import ImageReadError, load_rgb
-
     width, height = layout.size(sections)
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)

@@ -1,6 +1,7 @@
 """An inner-product (MIPS) index over item vectors, for models whose score is a dot product.
 
-BPR-MF, VBPR, DVBPR and CuratorNet expose ``dot_factors() -> (user_vectors, item_vectors)`` with
+BPR-MF, VBPR, DVBPR and CuratorNet are :class:`~visrec.models.capabilities.DotProduct` models:
+``dot_factors() -> (user_vectors, item_vectors)`` with
 ``user_vectors @ item_vectors.T == score()``. :class:`DotIndex` answers top-k over the item vectors with
 faiss (optional extra ``visrec[faiss]``):
 
@@ -22,9 +23,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import click
 import numpy as np
 
 from visrec.errors import ConfigError
+from visrec.models.base import Recommender
+from visrec.models.capabilities import DotProduct, DotProductProfiles
 from visrec.serving.topk import Recommendation
 
 log = logging.getLogger(__name__)
@@ -117,8 +121,8 @@ class DotIndex:
 class IndexedModel:
     """A fitted dot-product model served through a :class:`DotIndex` (same results as exact scoring)."""
 
-    def __init__(self, model, params: IndexParams = IndexParams()):
-        if not hasattr(model, "dot_factors"):
+    def __init__(self, model: Recommender, params: IndexParams = IndexParams()):
+        if not isinstance(model, DotProduct):
             raise ConfigError(
                 f"--index faiss needs a dot-product model (bpr, vbpr, dvbpr, curatornet), "
                 f"not {model.name}"
@@ -139,16 +143,37 @@ class IndexedModel:
     def recommend_profile(
         self, profile: np.ndarray, k: int = 20, *, exclude_consumed: bool = True
     ) -> Recommendation:
-        """Top-k for a new profile (models with ``profile_vectors``, e.g. CuratorNet)."""
-        if not hasattr(self.model, "profile_vectors"):
+        """Top-k for a new profile (:class:`DotProductProfiles` models, e.g. CuratorNet)."""
+        if not isinstance(self.model, DotProductProfiles):
             raise ConfigError(f"{self.model.name} cannot serve a new profile through the index")
         profile = np.asarray(profile, dtype=np.int64)
         query = np.asarray(self.model.profile_vectors([profile]))
         return self.index.search(query, k, [profile] if exclude_consumed else None)[0]
 
 
-def build_index(model, kind: str, params: IndexParams = IndexParams()) -> IndexedModel | None:
-    """``None`` for ``kind == "exact"`` (plain scoring), an :class:`IndexedModel` for ``"faiss"``."""
+def build_index(
+    model: Recommender,
+    kind: str,
+    params: IndexParams = IndexParams(),
+    *,
+    fallback: bool = False,
+) -> IndexedModel | None:
+    """The one exact-vs-faiss choice: ``None`` for ``kind == "exact"`` (plain scoring), an
+    :class:`IndexedModel` for ``"faiss"``. A model that is not a :class:`DotProduct` is refused, or with
+    ``fallback`` (the viewer, serving several runs) kept on exact scoring with a logged warning."""
     if kind not in INDEXES:
         raise ConfigError(f"unknown index {kind!r}; choose one of {', '.join(INDEXES)}")
-    return None if kind == "exact" else IndexedModel(model, params)
+    if kind == "exact":
+        return None
+    if fallback and not isinstance(model, DotProduct):
+        import_faiss()  # a clear error naming the extra, whatever the runs
+        log.warning("%s is not a dot-product model: exact scoring", model.name)
+        return None
+    return IndexedModel(model, params)
+
+
+def index_option(help: str):
+    """The ``--index exact|faiss`` option of ``visrec recommend`` and ``visrec serve``."""
+    return click.option(
+        "--index", type=click.Choice(INDEXES), default="exact", show_default=True, help=help
+    )

@@ -1,7 +1,11 @@
-"""Conformance checks every model passes (STYLE.md rule 13). A new model's test is a few lines::
+"""Conformance checks every model passes (STYLE.md rule 13).
 
-    def test_conformance(demo_dataset):
-        check_recommender(lambda: create("mymodel", {"epochs": 2}), demo_dataset, features)
+``tests/test_conformance.py`` runs :func:`check_recommender` for every registered model (parametrised over
+the registry, with :func:`conformance_inputs` as its feature sources and the class's
+``conformance_config``), so registering a model is what puts it under these checks. A model's own tests
+may call it with other options::
+
+    check_recommender(lambda: create("mymodel", {"epochs": 2}), demo_dataset, features)
 
 Each check raises AssertionError with a message naming the model and the property that failed.
 """
@@ -15,7 +19,11 @@ import numpy as np
 import torch
 
 from visrec.data.dataset import Dataset
+from visrec.features.pixel_cache import open_pixels
+from visrec.models import create, get
 from visrec.models.base import Recommender
+from visrec.models.capabilities import DotProduct, ScoresProfiles, TrainsByGradient
+from visrec.training import fit_model
 
 
 def check_recommender(
@@ -28,13 +36,15 @@ def check_recommender(
 ) -> Recommender:
     """Run every conformance check; returns the fitted model of the first fit."""
     check_default_config(type(factory()))
-    model = factory().fit(dataset, features)
+    model = fit_model(factory(), dataset, features)
     users = np.arange(min(n_users, dataset.n_users))
     scores = check_scores(model, dataset, users)
     check_batch_equals_single(model, users, scores, atol)
     check_save_load(model, users, scores, atol)
-    if model.profile_based:
+    if isinstance(model, ScoresProfiles):
         check_profiles(model, dataset)
+    if isinstance(model, DotProduct):
+        check_dot_factors(model, users, scores, atol)
     check_gradients(factory, dataset, features)
     check_deterministic(factory, dataset, features, users, scores, atol)
     return model
@@ -85,11 +95,21 @@ def check_profiles(model: Recommender, dataset: Dataset) -> None:
     assert torch.isfinite(scores).all(), f"{model.name}: non-finite profile scores"
 
 
+def check_dot_factors(model: Recommender, users, scores, atol) -> None:
+    """A :class:`DotProduct` model's factors reproduce its scores (what the ANN index relies on)."""
+    user_vectors, item_vectors = model.dot_factors()
+    product = torch.as_tensor(user_vectors)[users] @ torch.as_tensor(item_vectors).T
+    assert torch.allclose(product, scores, atol=max(atol, 1e-4), rtol=1e-4), (
+        f"{model.name}: dot_factors() do not reproduce score()"
+    )
+
+
 def check_gradients(factory, dataset: Dataset, features) -> None:
     """One training batch gives every trainable parameter a gradient (gradient models only)."""
     model = factory()
-    if not hasattr(model, "_build"):
+    if not isinstance(model, TrainsByGradient):
         return
+    features = model._feature_source(features)
     dims = model._dims(dataset, features)
     module = model._build(dims)
     model._attach(module, dataset, features)
@@ -108,7 +128,36 @@ def check_gradients(factory, dataset: Dataset, features) -> None:
 
 
 def check_deterministic(factory, dataset, features, users, scores, atol) -> None:
-    again = factory().fit(dataset, features).score(users)
+    again = fit_model(factory(), dataset, features).score(users)
     assert torch.allclose(again, scores, atol=atol), (
         f"{factory().name}: same seed, different scores"
     )
+
+
+def conformance_inputs(
+    name: str, dataset: Dataset, images_dir, cache_dir, *, seed: int = 0
+) -> dict | None:
+    """Feature sources for the registered model ``name`` on ``dataset``: random pooled vectors (8-d) or
+    spatial maps (2 x 2 x 8) per declared input, or a pixel cache of ``images_dir`` at the model's
+    ``image_size``; None for a model that reads nothing besides interactions."""
+    cls = get(name)
+    if not cls.inputs:
+        return None
+    rng = np.random.default_rng(seed)
+    sources = {}
+    for spec in cls.inputs:
+        if spec.kind == "pooled":
+            sources[spec.name] = rng.random((dataset.n_items, 8), dtype=np.float32)
+        elif spec.kind == "spatial":
+            sources[spec.name] = rng.random((dataset.n_items, 2, 2, 8), dtype=np.float32)
+        else:
+            size = create(name, cls.conformance_config).config.image_size
+            sources[spec.name] = open_pixels(images_dir, dataset.items, size, cache_dir)
+    return sources
+
+
+def check_registered(name: str, dataset: Dataset, images_dir, cache_dir) -> Recommender:
+    """:func:`check_recommender` for a registered model, with its ``conformance_config``."""
+    cls = get(name)
+    features = conformance_inputs(name, dataset, images_dir, cache_dir)
+    return check_recommender(lambda: create(name, cls.conformance_config), dataset, features)

@@ -45,12 +45,4 @@ def harmonic(r: int) -> float:
     return sum(1.0 / j for j in range(1, r + 1)) if r > 0 else 0.0
 
 
-def get_loss(name: str):
-    """Loss function by name; ``warp`` needs ``n_items`` bound by the caller."""
-    table = {"bpr": bpr_loss, "bce": bce_loss, "warp": warp_loss}
-    if name not in table:
-        raise ValueError(f"unknown loss {name!r}")
-    return table[name]
-
-
-__all__ = ["bce_loss", "bpr_loss", "get_loss", "harmonic", "warp_loss"]
+__all__ = ["bce_loss", "bpr_loss", "harmonic", "warp_loss"]

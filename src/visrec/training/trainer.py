@@ -14,25 +14,25 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from visrec._io import atomic_path, write_text
-from visrec.errors import ConfigError, VisrecError
+from visrec._io import atomic_path, load_tensor_file, write_text
+from visrec.data.dataset import Dataset
+from visrec.devices import progress_disabled
+from visrec.distributed import DistContext
+from visrec.errors import ConfigError, DataError, VisrecError
+from visrec.evaluation import validation_score
+from visrec.models.base import Recommender
+from visrec.models.capabilities import TrainOptions, TrainsByGradient
 from visrec.training.losses import bce_loss, bpr_loss, warp_loss
-
-if TYPE_CHECKING:
-    from visrec.data.dataset import Dataset
-    from visrec.models.gradient import GradientRecommender
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -43,37 +43,17 @@ class TrainingError(VisrecError):
     """Training cannot go on (non-finite loss, incompatible checkpoint)."""
 
 
-@dataclass(frozen=True)
-class DistContext:
-    """Where this process sits in a torch.distributed job (world_size 1 = plain single process)."""
-
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
-
-
-def progress_enabled() -> bool:
-    return sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE")
-
-
 def epoch_rng(seed: int, epoch: int, rank: int = 0) -> np.random.Generator:
     """The sampling stream of one (seed, epoch, rank)."""
     return np.random.default_rng([seed, epoch, rank])
 
 
 class Trainer:
-    """Fits ``model.module`` (see :class:`~visrec.models.gradient.GradientRecommender`)."""
+    """Fits ``model.module`` of a :class:`~visrec.models.capabilities.TrainsByGradient` model."""
 
     def __init__(
         self,
-        model: GradientRecommender,
+        model: TrainsByGradient,
         dataset: Dataset,
         *,
         run_dir: str | Path | None = None,
@@ -149,8 +129,6 @@ class Trainer:
     def _wrap(self, module: torch.nn.Module):
         if not self.dist.active:
             return module
-        from torch.nn.parallel import DistributedDataParallel
-
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids)
 
@@ -166,7 +144,7 @@ class Trainer:
             range(0, n, cfg.batch_size),
             desc=f"epoch {epoch}",
             leave=False,
-            disable=not progress_enabled(),
+            disable=progress_disabled(),
             unit="batch",
         )
         with torch.random.fork_rng(devices=self._fork_devices()):
@@ -204,8 +182,6 @@ class Trainer:
         return warp_loss(pos, neg, n_items=self.dataset.n_items)
 
     def _validate(self) -> float:
-        from visrec.evaluation import validation_score
-
         self.model.module.eval()
         return float(validation_score(self.model.score, self.dataset, metric=self.cfg.val_metric))
 
@@ -242,15 +218,47 @@ class Trainer:
         path = self.run_dir / CHECKPOINT if self.run_dir else None
         if path is None or not path.is_file():
             return 0
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        if state["config"] != json.dumps(self.model.config.to_dict(), sort_keys=True):
+        fix = "pass --force to start the run again"
+        state = load_tensor_file(
+            path, what="training checkpoint", fix=fix, map_location=self.device
+        )
+        if state.get("config") != json.dumps(self.model.config.to_dict(), sort_keys=True):
             raise ConfigError(f"{path}: checkpoint was written with another config; cannot resume")
-        self.model.module.load_state_dict(state["module"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.best = {"epoch": state["best_epoch"], "value": state["best_value"]}
-        self.best_state = state["best_state"] or None
-        self.stale = state["stale"]
-        self.history = json.loads(state["history"])
-        log.info("resumed from %s after epoch %d", path, state["epoch"])
-        return int(state["epoch"])
+        try:
+            self.model.module.load_state_dict(state["module"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.best = {"epoch": int(state["best_epoch"]), "value": float(state["best_value"])}
+            self.best_state = state["best_state"] or None
+            self.stale = int(state["stale"])
+            self.history = json.loads(state["history"])
+            epoch = int(state["epoch"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
+            raise DataError(f"damaged training checkpoint ({reason}); {fix}", path=path) from None
+        log.info("resumed from %s after epoch %d", path, epoch)
+        return epoch
+
+
+def train_module(model: TrainsByGradient, dataset: Dataset, options: TrainOptions) -> list[dict]:
+    """The ``TrainOptions.trainer`` of every gradient fit: the Trainer's loop, its history returned."""
+    return Trainer(
+        model,
+        dataset,
+        run_dir=options.run_dir,
+        resume=options.resume,
+        dist=options.dist,
+        on_batch=options.on_batch,
+    ).fit()
+
+
+def fit_model(
+    model: Recommender, dataset: Dataset, features=None, options: TrainOptions | None = None
+) -> Recommender:
+    """Fit any model: gradient models through the Trainer (``options``: run_dir, resume, dist, ...),
+    the others with their own ``fit``."""
+    if isinstance(model, TrainsByGradient):
+        options = options or TrainOptions()
+        trainer = options.trainer or train_module
+        return model.fit(dataset, features, replace(options, trainer=trainer))
+    return model.fit(dataset, features)

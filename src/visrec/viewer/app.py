@@ -11,6 +11,7 @@ values a 422, any other failure a JSON 500 without a stack trace.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
@@ -20,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from visrec.errors import ConfigError, DataError
+from visrec.models.capabilities import ScoresProfiles
 from visrec.serving import recommend_profile
 from visrec.viewer.state import ViewerState
 
@@ -72,7 +74,7 @@ def create_app(state: ViewerState) -> FastAPI:
     @app.post("/api/recommend")
     def api_recommend(body: ProfileRequest) -> dict:
         run = state.run(body.run)
-        if not run.model.profile_based:
+        if not isinstance(run.model, ScoresProfiles):
             raise ConfigError(f"run {body.run} ({run.meta['model']}) cannot serve a new profile")
         profile = run.model.items.indices(body.items)
         rec = recommend_profile(run.model, profile, body.k)
@@ -176,12 +178,12 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(KeyError)
     async def not_found(request: Request, exc: KeyError):
         message = exc.args[0] if exc.args else "not found"
-        return JSONResponse({"error": str(message)}, status_code=404)
+        return JSONResponse({"error": _strip_paths(str(message))}, status_code=404)
 
     @app.exception_handler(ConfigError)
     @app.exception_handler(DataError)
     async def bad_request(request: Request, exc: Exception):
-        return JSONResponse({"error": str(exc)}, status_code=422)
+        return JSONResponse({"error": public_message(exc)}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -196,4 +198,21 @@ def _errors(app: FastAPI) -> None:
         return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
 
 
-__all__ = ["create_app"]
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/[^\s'\",;:]+")
+"""An absolute POSIX path in a message (up to a space, quote, comma, semicolon or colon)."""
+
+
+def public_message(exc: Exception) -> str:
+    """An error message fit for an HTTP client: server paths reduced to their file names."""
+    message = str(exc)
+    path = getattr(exc, "path", None)
+    if path:
+        message = message.replace(path, Path(path).name)
+    return _strip_paths(message)
+
+
+def _strip_paths(message: str) -> str:
+    return _ABSOLUTE_PATH.sub(lambda match: Path(match.group(0)).name, message)
+
+
+__all__ = ["create_app", "public_message"]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from visrec.serving.index import index_option
+
 
 @click.command("serve")
 @click.argument(
@@ -30,13 +32,7 @@ import click
     default=None,
     help="Thumbnail cache folder [default: beside the image folder].",
 )
-@click.option(
-    "--index",
-    type=click.Choice(["exact", "faiss"]),
-    default="exact",
-    show_default=True,
-    help="faiss: serve dot-product runs through an inner-product index (extra visrec[faiss]).",
-)
+@index_option("faiss: serve dot-product runs through an inner-product index (extra visrec[faiss]).")
 def serve_cmd(run_dirs, images, host, port, thumbs, index):
     """Serve a web viewer of one or more trained runs."""
     import uvicorn

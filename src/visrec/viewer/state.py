@@ -13,11 +13,14 @@ import torch
 from PIL import Image
 
 from visrec._io import atomic_path
-from visrec.data.images import scan_images
+from visrec.data.images import inside, load_rgb, scan_image_folder
 from visrec.errors import DataError
 from visrec.evaluation import evaluate
+from visrec.features import FeatureStore
+from visrec.models.capabilities import Explains
+from visrec.runs import Run, load_run
 from visrec.serving import recommend_users, similar_items
-from visrec.training.run import Run, load_run
+from visrec.serving.index import build_index
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ class ViewerState:
             raise DataError("give at least one run directory")
         runs = [load_run(r) for r in run_dirs]
         images_dir = Path(images_dir).resolve()
-        image_paths, _ = scan_images(images_dir)
+        image_paths = _served_images(images_dir, runs)
         thumbs = Path(thumbs_dir) if thumbs_dir else images_dir.parent / ".visrec-thumbs"
         return cls(runs, images_dir, thumbs, image_paths, indexed=_indexes(runs, index))
 
@@ -88,7 +91,7 @@ class ViewerState:
 
     def attention(self, run_no: int, user_idx: int) -> dict | None:
         model = self.run(run_no).model
-        if not hasattr(model, "explain"):
+        if not isinstance(model, Explains):
             return None
         maps = model.explain([user_idx])
         profile = maps["profile"][0].numpy()
@@ -108,8 +111,6 @@ class ViewerState:
             if path is None:
                 return None
             try:
-                from visrec.features import FeatureStore
-
                 array, _ = FeatureStore.open(path).aligned(self.dataset.items, missing="zero")
                 self._vectors = np.asarray(array, dtype=np.float32)
             except (DataError, OSError) as exc:
@@ -130,7 +131,7 @@ class ViewerState:
     # --- images -------------------------------------------------------------------------------------
     def image_path(self, item_id: str) -> Path:
         path = self.image_paths.get(item_id)
-        if path is None:
+        if path is None or not inside(path, self.images_dir):  # re-checked: the folder may change
             raise KeyError(f"no image for item {item_id!r}")
         return path
 
@@ -140,8 +141,6 @@ class ViewerState:
         digest = hashlib.sha1(f"{source}:{source.stat().st_mtime_ns}".encode()).hexdigest()[:16]
         out = self.thumbs_dir / str(size) / f"{digest}.jpg"
         if not out.is_file():
-            from visrec.features.images import load_rgb
-
             img = load_rgb(source, max_side=size * 2)
             img.thumbnail((size, size))
             with atomic_path(out) as tmp:
@@ -163,19 +162,16 @@ class ViewerState:
         return buf.getvalue()
 
 
+def _served_images(images_dir: Path, runs: list[Run]) -> dict[str, Path]:
+    """Item id -> resolved image path, only for items of the runs' vocabularies, inside the folder."""
+    scan = scan_image_folder(images_dir)
+    for rejected in scan.rejected:
+        log.warning("not served: %s (%s)", rejected["path"], rejected["reason"])
+    known = set().union(*(map(str, run.model.items.ids) for run in runs))
+    return {i: p.resolve() for i, p in scan.images.items() if i in known}
+
+
 def _indexes(runs: list[Run], index: str) -> dict:
     """A faiss index per dot-product run (``index == "faiss"``); other runs keep exact scoring."""
-    from visrec.serving.index import build_index, import_faiss
-
-    if index == "exact":
-        return {}
-    import_faiss()  # a clear error naming the extra, before any work
-    out = {}
-    for n, run in enumerate(runs):
-        if hasattr(run.model, "dot_factors"):
-            out[n] = build_index(run.model, index)
-        else:
-            log.warning(
-                "run %d (%s) is not a dot-product model: exact scoring", n, run.meta["model"]
-            )
-    return out
+    indexed = {n: build_index(run.model, index, fallback=True) for n, run in enumerate(runs)}
+    return {n: model for n, model in indexed.items() if model is not None}

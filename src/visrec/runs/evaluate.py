@@ -14,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from visrec.distributed import DistContext
 from visrec.errors import ConfigError, VisrecError
+from visrec.evaluation.distributed import evaluate_sharded_modes
 from visrec.evaluation.engine import MODES, SPLITS, evaluate_modes, mode_tuple
 from visrec.evaluation.results import EvalResult
 from visrec.features.store import FeatureStore
+from visrec.runs.directory import Run, load_run
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +63,15 @@ def evaluate_run(
     mode: str = "full",
     n_negatives: int = 100,
     existing: str = "refuse",
-    run=None,
-    dist=None,
+    run: Run | None = None,
+    dist: DistContext | None = None,
     **kwargs,
 ) -> EvalResult:
     """Evaluate the finished run in ``run_dir`` and store the result under ``RUN_DIR/eval/``.
 
     ``existing`` says what to do when that evaluation is already stored: ``refuse`` (raise, naming the
     file), ``reuse`` (return it without recomputing) or ``overwrite``. ``run`` may pass an already
-    loaded :class:`visrec.training.run.Run`; ``dist`` (a DistContext under torchrun) splits the users
+    loaded :class:`visrec.runs.Run`; ``dist`` (a DistContext under torchrun) splits the users
     across ranks (:func:`visrec.evaluation.distributed.evaluate_sharded`); other keyword arguments go
     to :func:`evaluate`.
     """
@@ -91,8 +94,8 @@ def evaluate_run_modes(
     modes=("full",),
     n_negatives: int = 100,
     existing: str = "refuse",
-    run=None,
-    dist=None,
+    run: Run | None = None,
+    dist: DistContext | None = None,
     **kwargs,
 ) -> dict[str, EvalResult]:
     """:func:`evaluate_run` for several modes, scored in one pass (:func:`evaluate_modes`).
@@ -130,14 +133,10 @@ def item_feature_rows(path: str | Path, dataset) -> np.ndarray:
 
 def _compute(run_dir, split, modes, n_negatives, run, dist, paths, kwargs) -> dict[str, EvalResult]:
     if run is None:
-        from visrec.training.run import load_run
-
         run = load_run(run_dir)
     if isinstance(kwargs.get("item_features"), str | Path):  # a feature store, for diversity@k
         kwargs = kwargs | {"item_features": item_feature_rows(kwargs["item_features"], run.dataset)}
     if dist is not None and dist.active:  # under torchrun: user shards, merged on every rank
-        from visrec.evaluation.distributed import evaluate_sharded_modes
-
         results = evaluate_sharded_modes(
             run.model.score,
             run.dataset,

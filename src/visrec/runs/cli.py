@@ -1,4 +1,4 @@
-"""``visrec train`` and ``visrec models``."""
+"""``visrec train``, ``visrec models`` and ``visrec evaluate``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,16 @@ from pathlib import Path
 import click
 
 from visrec.data.split import METHODS
+from visrec.distributed import torchrun
 from visrec.errors import ConfigError
+from visrec.evaluation import kernels
+from visrec.evaluation.engine import MODES, SPLITS
+from visrec.evaluation.registry import DEFAULT_METRICS, REGISTRY
 from visrec.models import registry
-from visrec.training.run import DataSpec, train_run
+from visrec.models.capabilities import ScoresProfiles
+from visrec.runs.directory import DataSpec, data_spec
+from visrec.runs.evaluate import eval_paths, evaluate_run_modes
+from visrec.runs.train import train_run
 
 
 def parse_sets(values: tuple[str, ...]) -> dict:
@@ -91,16 +98,19 @@ def make_data_spec(
     min_rating,
     cold_fraction=0.1,
     split_seed=0,
-):
-    filters = {}
-    if min_user > 1 or min_item > 1:
-        filters |= {"min_user": min_user, "min_item": min_item}
-    if min_rating is not None:
-        filters["min_rating"] = min_rating
-    split = {"method": split_method, "validation": not no_validation, "cutoff": cutoff}
-    if split_method == "cold-items":
-        split |= {"cold_fraction": cold_fraction, "seed": split_seed}
-    return DataSpec(str(Path(data_path).resolve()), split, filters)
+) -> DataSpec:
+    """The :func:`~visrec.runs.data_spec` of the :func:`data_options` flags."""
+    return data_spec(
+        data_path,
+        split=split_method,
+        validation=not no_validation,
+        cutoff=cutoff,
+        cold_fraction=cold_fraction,
+        split_seed=split_seed,
+        min_user=min_user,
+        min_item=min_item,
+        min_rating=min_rating,
+    )
 
 
 @click.command("train")
@@ -140,21 +150,17 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
     config = read_config(config_file) | parse_sets(sets)
     data = make_data_spec(**data_kw)
     source = images or features
-    from visrec.distributed import barrier, init_from_env, shutdown
-
-    ctx = init_from_env()
-    model = train_run(
-        model_name,
-        data,
-        out,
-        config=config,
-        features=str(source) if source else None,
-        resume=resume,
-        force=force,
-        dist=ctx,
-    )
-    barrier(ctx)
-    shutdown(ctx)
+    with torchrun(barrier_at_end=True) as ctx:
+        model = train_run(
+            model_name,
+            data,
+            out,
+            config=config,
+            features=str(source) if source else None,
+            resume=resume,
+            force=force,
+            dist=ctx,
+        )
     if not ctx.is_main:
         return
     info = model.info.get("training", {})
@@ -175,8 +181,9 @@ def models_cmd(name: str | None) -> None:
     names = [name] if name else registry.names()
     for model_name in names:
         cls = registry.get(model_name)
-        extras = [f"features: {cls.features}"] if cls.features else []
-        if cls.profile_based:
+        kinds = ", ".join(i.kind for i in cls.inputs)
+        extras = [f"features: {kinds}"] if kinds else []
+        if issubclass(cls, ScoresProfiles):
             extras.append("profile-based (serves new users)")
         click.echo(
             f"{model_name:<12} {cls.__name__}" + (f"  [{'; '.join(extras)}]" if extras else "")
@@ -184,3 +191,89 @@ def models_cmd(name: str | None) -> None:
         if name:
             for field_name, type_name, default, doc in cls.config_class.describe():
                 click.echo(f"  {field_name:<20} {type_name:<8} {default!s:<10} {doc}")
+
+
+@click.command("evaluate")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@click.option(
+    "--mode",
+    "modes",
+    type=click.Choice(MODES),
+    multiple=True,
+    default=("full",),
+    show_default=True,
+    help="full ranking, sampled negatives (labelled), the IUI 2021 tutorial's definitions, or on a "
+    "cold-item split cold (new items among new items) and mixed (among all unconsumed items); "
+    "repeat to compute several modes from one scoring pass.",
+)
+@click.option(
+    "--metric",
+    "metric_names",
+    type=click.Choice(list(REGISTRY)),
+    multiple=True,
+    help=f"Metrics to compute (repeat); default {', '.join(DEFAULT_METRICS)}.",
+)
+@click.option(
+    "--ks",
+    default=None,
+    help="Comma-separated cut-offs of the metrics with k (default 20,100,200).",
+)
+@click.option(
+    "--item-features",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Feature store whose item vectors the diversity metric compares.",
+)
+@click.option(
+    "--negatives",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Random negatives per user in sampled mode.",
+)
+@click.option(
+    "--block-size",
+    type=click.IntRange(1),
+    default=None,
+    help="Users scored at once (bounds memory; never changes a result). Default: ~16.8M scores.",
+)
+@click.option("--seed", type=click.IntRange(0), default=0, help="Seed of the sampled negatives.")
+@click.option("--force", is_flag=True, help="Replace an earlier evaluation of the same kind.")
+def evaluate_cmd(
+    run_dir, split, modes, metric_names, ks, item_features, negatives, block_size, seed, force
+):
+    """Evaluate the run in RUN_DIR; write RUN_DIR/eval/<split>-<mode>.json (means) and .csv (per user)."""
+    kernels.prefetch()  # numba's import and the kernel's load overlap loading the run and scoring
+    options = {}
+    if metric_names:
+        options["metrics"] = metric_names
+    if ks is not None:
+        try:
+            options["ks"] = tuple(int(k) for k in ks.split(","))
+        except ValueError:
+            raise click.BadParameter(
+                f"{ks!r}: expected integers like 20,100", param_hint="--ks"
+            ) from None
+    if item_features is not None:
+        options["item_features"] = str(item_features)
+    with torchrun() as ctx:  # under torchrun: users split across ranks, rank 0 writes
+        results = evaluate_run_modes(
+            run_dir,
+            dist=ctx,
+            split=split,
+            modes=modes,
+            n_negatives=negatives,
+            existing="overwrite" if force else "refuse",
+            block_size=block_size,
+            seed=seed,
+            **options,
+        )
+    if not ctx.is_main:
+        return
+    for mode, result in results.items():
+        json_path, csv_path = eval_paths(run_dir, split, mode, negatives)
+        click.echo(result.summary())
+        if result.skipped:
+            click.echo(f"  {len(result.skipped)} users skipped (no candidate negative left)")
+        click.echo(f"wrote {json_path} and {csv_path}")
