@@ -259,6 +259,10 @@ def run_stage(stage: str, checkout: Path, work: Path, triplets: int | None) -> d
     if missing:
         raise SystemExit(f"patch did not apply (the checkout differs): {missing}")
     record.setdefault("seconds", time.perf_counter() - began)
+    if (
+        stage == "sampling"
+    ):  # the notebook's work: its train triplets (and a tenth more for validation)
+        record["items"] = int(namespace["TOTAL_SAMPLES_TRAIN"])
     return {**record, "patches": sorted(used) + PATCHES}
 
 
