@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-from data import prepare, shape  # noqa: E402
+from data import prepare  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def table(results: list[dict], info: dict) -> str:
         f"data: {info['users']:,} users, {info['items']:,} items, {info['interactions']:,} interactions "
         f"({info['n_train']:,} train), {info['dim']}-d features; 1 thread per process; "
         f"{len(results[0]['pairs']) if results else 0} A/B pairs per stage\n\n"
-        "| stage | peer | peer | visrec | visrec / peer, median [min-max] | target | whole process s, peer / visrec | peak RSS MB, peer / visrec | load avg |\n"
+        "| stage | peer | peer's median | visrec's median | visrec / peer, median [min-max] | target | whole process s, peer / visrec | peak RSS MB, peer / visrec | load avg |\n"
         "|---|---|---:|---:|---|---:|---|---|---|\n"
     )
     rows = []
@@ -257,7 +257,7 @@ def main() -> None:
     args.tutorial = args.tutorial.resolve() if args.tutorial else None
     args.work = (args.work or Path(f".bench/peers/scale-{args.scale:g}")).resolve()
     info = prepare(args.work, args.scale, spatial="acf" in names)
-    print(f"data ready in {args.work}: {shape(args.scale)}", flush=True)
+    print(f"data ready in {args.work}: {info}", flush=True)
     results = []
     for name in names:
         triplets = (
