@@ -99,7 +99,7 @@ def test_grid_is_chosen_on_validation_only(finished):
 def test_plots_are_written_and_not_empty(finished):
     _, out = finished
     pngs = sorted((out / "plots").glob("*.png"))
-    assert [p.name for p in pngs] == ["auc_box.png", "by_profile_size.png", "first_hit_rank.png"]
+    assert [p.name for p in pngs] == ["by_profile_size.png", "first_hit_rank.png", "metrics_ci.png"]
     md = (out / "results.md").read_text()
     assert all(f"(plots/{p.name})" in md for p in pngs)
     for p in pngs:

@@ -16,6 +16,7 @@ from visrec.models.capabilities import (
     ScoresNewItems,
     ScoresProfiles,
     TrainsByGradient,
+    scores_new_items,
 )
 from visrec.models.config import Config
 
@@ -23,11 +24,17 @@ EXPECTED = {
     "random": set(),
     "pop": {ScoresProfiles},
     "bpr": {DotProduct, TrainsByGradient},
-    "visrank": {ScoresProfiles},
-    "vbpr": {DotProduct, TrainsByGradient},
-    "curatornet": {ScoresProfiles, DotProduct, DotProductProfiles, TrainsByGradient},
-    "dvbpr": {DotProduct, TrainsByGradient},
-    "acf": {ScoresProfiles, Explains, TrainsByGradient},
+    "visrank": {ScoresProfiles, ScoresNewItems},
+    "vbpr": {DotProduct, TrainsByGradient, ScoresNewItems},
+    "curatornet": {
+        ScoresProfiles,
+        DotProduct,
+        DotProductProfiles,
+        TrainsByGradient,
+        ScoresNewItems,
+    },
+    "dvbpr": {DotProduct, TrainsByGradient, ScoresNewItems},
+    "acf": {ScoresProfiles, Explains, TrainsByGradient, ScoresNewItems},
 }
 ALL = (ScoresProfiles, ScoresNewItems, DotProduct, DotProductProfiles, Explains, TrainsByGradient)
 
@@ -37,6 +44,13 @@ def test_builtin_capabilities(name):
     cls = get(name)
     assert {c for c in ALL if issubclass(cls, c)} == EXPECTED[name]
     assert cls.profile_based == issubclass(cls, ScoresProfiles)  # the old flag, unchanged
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_scores_new_items_is_a_class_level_check(name):
+    cls = get(name)
+    assert scores_new_items(cls) == (name not in ("random", "pop", "bpr"))
+    assert scores_new_items(create(name)) == scores_new_items(cls)
 
 
 def test_every_registered_model_is_listed_here():

@@ -165,3 +165,77 @@ def test_movielens_posters_report_exactly_the_movies_without_a_poster(real_data,
     assert set(report.problems[0].ids) == expected
     assert main(["data", "check", "--quick", str(out)]) == 0
     assert "19 item(s) have no image" in capsys.readouterr().out
+
+
+def test_every_bad_row_is_reported_in_one_pass_capped_with_a_count(tmp_path, capsys):
+    rows = [f"u{n % 3},i{n},{n}" for n in range(40)]
+    for n in range(5, 35):  # 30 bad timestamps on lines n + 2
+        rows[n] = f"u1,i{n},day{n}"
+    rows[36], rows[38] = ",i36,36", "u2,,38"
+    folder = _folder(tmp_path, "user_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
+    report = check_dataset(folder, decode=False)
+    messages = {p.kind: p.message for p in report.errors}
+    expected = ", ".join(str(n + 2) for n in range(5, 25))
+    assert messages["timestamps"].endswith(
+        f"timestamp must be an integer (e.g. Unix seconds), got 'day5' on 30 rows: lines "
+        f"{expected} (and 10 more)"
+    )
+    assert [p.message.split(": ", 1)[1] for p in report.of_kind("interactions")] == [
+        "empty user_id on line 38",
+        "empty item_id on line 40",
+    ]
+    assert report.counts["interactions"] == 8  # the good rows are still counted
+    assert main(["data", "check", "--quick", str(folder)]) == 1
+    assert "NOT usable (3 error(s)" in capsys.readouterr().out
+
+
+def _movielens(folder: Path, ratings: list[str]) -> Path:
+    (folder / "posters").mkdir(parents=True)
+    (folder / "u.data").write_text("\n".join(ratings) + "\n", encoding="utf-8")
+    genres = "|".join(["0"] * 19)
+    items = [f"{i}|Movie {i} (1995)|01-Jan-1995||http://x|{genres}" for i in (1, 2, 3)]
+    (folder / "u.item").write_text("\n".join(items) + "\n", encoding="latin-1")
+    for item in ("1", "2"):
+        _image(folder / "posters" / f"{item}.jpg")
+    return folder
+
+
+def test_movielens_layout_is_checked_like_the_loader_reads_it(tmp_path):
+    folder = _movielens(
+        tmp_path / "ml", ["1\t1\t5\t10", "1\t2\t3\t11", "2\t1\t4\t12", "2\t3\t1\t13"]
+    )
+    report = check_dataset(folder)
+    assert report.counts == {"users": 2, "items": 3, "interactions": 4, "images": 2}
+    assert [(p.kind, p.ids) for p in report.problems] == [("missing-image", ("3",))]
+    assert report.usable
+    bad = _movielens(
+        tmp_path / "bad", ["1\t1\t5\t10", "1\t2\tfive\t11", "2\t1\t4\t-3", "2\t3\t1\t13"]
+    )
+    errors = [p.message for p in check_dataset(bad).errors]
+    assert errors == [
+        f"{bad / 'u.data'}: rating is not a number on line 2",
+        f"{bad / 'u.data'}: negative timestamp on line 3",
+    ]
+
+
+def test_wikimedia_layout_is_checked_like_the_loader_reads_it(tmp_path):
+    folder = tmp_path / "wiki"
+    (folder / "images").mkdir(parents=True)
+    (folder / "train.csv").write_text("user,image_id,timestamp\nu1,a,1\nu1,b,2\nu2,a,3\n")
+    (folder / "test.csv").write_text("user,image_id,timestamp\nu1,c,9\nu2,b,x\n")
+    for item in "abc":
+        _image(folder / "images" / f"{item}.jpg")
+    report = check_dataset(folder)
+    assert [p.message for p in report.errors] == [
+        f"{folder / 'test.csv'}: timestamp must be an integer (e.g. Unix seconds), got 'x' on line 3"
+    ]
+    assert report.counts == {"users": 2, "items": 3, "interactions": 4, "images": 3}
+    (folder / "test.csv").write_text("user,image_id,timestamp\nu1,c,9\nu2,b,4\n")
+    assert check_dataset(folder).problems == []
+
+
+def test_a_folder_in_no_layout_names_the_layouts(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "notes.csv").write_text("a,b\n1,2\n")
+    [problem] = check_dataset(tmp_path / "x").errors
+    assert "u.data (MovieLens)" in problem.message and "interactions.csv" in problem.message

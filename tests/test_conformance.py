@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from visrec.data import SplitSpec, open_dataset
 from visrec.models import Recommender, names, register
 from visrec.models import registry as registry_module
 from visrec.models.capabilities import FeatureInput, ScoresProfiles
@@ -22,9 +23,19 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module")
+def cold_demo(demo_dir, demo_dataset):
+    """The demo under a cold-item split, with the same item vocabulary as ``demo_dataset``."""
+    cold = open_dataset(demo_dir).build(SplitSpec("cold-items", cold_fraction=0.1, seed=1))
+    assert np.array_equal(cold.items.ids, demo_dataset.items.ids)
+    return cold
+
+
 @pytest.mark.parametrize("name", names())
-def test_registered_model_conforms(name, demo_dir, demo_dataset, tmp_path):
-    check_registered(name, demo_dataset, demo_dir / "images", tmp_path / "pixels")
+def test_registered_model_conforms(name, demo_dir, demo_dataset, cold_demo, tmp_path):
+    check_registered(
+        name, demo_dataset, demo_dir / "images", tmp_path / "pixels", cold_dataset=cold_demo
+    )
 
 
 class ToyVisual(ScoresProfiles, Recommender):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -101,8 +102,15 @@ def test_threads_option_sets_torch_threads(capsys):
 
 
 def test_cold_split_run_and_cold_modes_through_the_cli(demo_dir, tmp_path, capsys):
-    out = tmp_path / "pop-cold"
-    args = ["train", "pop", "--data", str(demo_dir), "-o", str(out), "--split", "cold-items"]
+    from visrec.data import open_dataset
+    from visrec.features import FeatureStore
+
+    ids = open_dataset(demo_dir).build().items.ids
+    feats = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
+    FeatureStore.write(tmp_path / "feats", ids, feats, {"backbone": "random", "layer": "pooled"})
+    out = tmp_path / "visrank-cold"
+    args = ["train", "visrank", "--data", str(demo_dir), "-o", str(out), "--split", "cold-items"]
+    args += ["--features", str(tmp_path / "feats")]
     assert main([*args, "--cold-fraction", "0.2", "--split-seed", "3"]) == 0
     recorded = json.loads((out / "run.json").read_text())["data"]["split"]
     assert recorded["method"] == "cold-items" and recorded["cold_fraction"] == 0.2
@@ -117,6 +125,18 @@ def test_cold_split_run_and_cold_modes_through_the_cli(demo_dir, tmp_path, capsy
     table = pd.read_csv(out / "eval" / "test-mixed.csv", dtype={"user_id": str})
     assert {"AUC[mixed]", "MAP@5[mixed]"} <= set(table.columns)
     assert "coverage@5[mixed]" not in table.columns
+
+
+def test_cold_modes_refuse_a_model_that_cannot_score_new_items(demo_dir, tmp_path, capsys):
+    out = tmp_path / "pop-cold"
+    args = ["train", "pop", "--data", str(demo_dir), "-o", str(out), "--split", "cold-items"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--mode", "cold"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: pop cannot score new items") and "Traceback" not in err
+    assert not (out / "eval" / "test-cold.json").exists()
+    assert main(["evaluate", str(out), "--mode", "full"]) == 0  # the warm question is still fine
 
 
 def test_cold_mode_on_a_warm_run_is_a_clear_error(pop_run, capsys):

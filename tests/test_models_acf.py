@@ -12,7 +12,7 @@ import torch
 from visrec.data import open_dataset
 from visrec.data.demo import PALETTES, SHAPES, DemoSpec, generate_demo
 from visrec.evaluation import evaluate
-from visrec.models import create
+from visrec.models import Recommender, create
 from visrec.models.acf import masked_softmax
 from visrec.testing import check_recommender
 from visrec.training import fit_model
@@ -77,7 +77,7 @@ def test_component_attention_is_distribution_over_regions(fitted, demo_dataset):
     assert torch.equal(beta[~real], torch.zeros_like(beta[~real]))
     assert torch.allclose(alpha.sum(-1), torch.ones(20), atol=1e-6)
     assert torch.equal(alpha[~real], torch.zeros_like(alpha[~real]))
-    sizes = np.minimum(demo_dataset.profile_sizes[users], 10)
+    sizes = np.minimum(demo_dataset.history("test").sizes[users], 10)  # train + validation basket
     assert torch.equal(real.sum(1), torch.from_numpy(sizes))
 
 
@@ -131,3 +131,19 @@ def test_acf_beats_most_popular(tmp_path):
     acf = evaluate(model.score, dataset, split="validation").means["AUC"]
     pop = evaluate(create("pop").fit(dataset).score, dataset, split="validation").means["AUC"]
     assert acf > pop + 0.03, (acf, pop)
+
+
+def test_a_model_saved_before_the_content_term_loads_with_its_old_scores(fitted, tmp_path):
+    """Models saved before W_c (new items' content term) existed load with W_c = 0: v_j alone."""
+    fitted.save(tmp_path / "m")
+    state = torch.load(tmp_path / "m" / "weights.pt", weights_only=True)
+    del state["target_content.weight"]
+    torch.save(state, tmp_path / "m" / "weights.pt")
+    old = Recommender.load(tmp_path / "m")
+    assert torch.equal(
+        old.module.target_content.weight, torch.zeros_like(old.module.target_content.weight)
+    )
+    m = old.module
+    users = torch.arange(4)
+    vectors = m.user_vectors(m.user(users), m.profiles[users], 64)
+    assert torch.allclose(old.score(users.numpy()), vectors @ m.item.weight.T, atol=1e-6)

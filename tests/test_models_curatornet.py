@@ -80,7 +80,7 @@ def test_new_user_profile_scores_like_the_known_user(demo_dir, demo_dataset):
     features = truth_features(demo_dir, demo_dataset)
     model = fit_model(create("curatornet", SMALL), demo_dataset, features)
     users = np.arange(5)
-    profiles = [demo_dataset.profile(u) for u in users]
+    profiles = demo_dataset.history("test").lists(users)  # train + validation basket
     assert torch.allclose(model.score_profiles(profiles), model.score(users), atol=1e-5)
 
 

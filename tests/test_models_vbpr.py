@@ -52,12 +52,14 @@ def paper_score(m: VBPRModule, u: int, i: int) -> float:
 
 
 def test_defaults_are_the_tutorials():
+    # the tutorial's sizes and learning rate; its weight decay became the per-triplet lambdas
+    # (docs/training.md "Regularisation"), so Adam's weight decay is off by default
     cfg = VBPRConfig()
     assert (cfg.factors, cfg.visual_factors, cfg.lr, cfg.weight_decay, cfg.loss) == (
         200,
         100,
         1e-3,
-        1e-4,
+        0.0,
         "bpr",
     )
 

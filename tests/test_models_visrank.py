@@ -80,8 +80,18 @@ def test_score_profiles_equal_user_scores(demo_dir, demo_dataset):
     features = truth_features(demo_dir, demo_dataset)
     model = create("visrank", {"aggregation": "average_top_k", "k": 2}).fit(demo_dataset, features)
     users = np.arange(5)
-    by_profile = model.score_profiles([demo_dataset.profile(u) for u in users])
+    # a known user's stored profile is everything before the test basket (train + validation basket)
+    history = demo_dataset.history("test")
+    by_profile = model.score_profiles(history.lists(users))
     torch.testing.assert_close(by_profile, model.score(users))
+    torch.testing.assert_close(
+        model.scorer(demo_dataset, "test")(torch.from_numpy(users)), by_profile
+    )
+    # validation is scored from the train profile only
+    train_only = model.score_profiles([demo_dataset.profile(u) for u in users])
+    validation = model.scorer(demo_dataset, "validation")(torch.from_numpy(users))
+    torch.testing.assert_close(validation, train_only)
+    assert not torch.allclose(validation, by_profile)
 
 
 def test_max_profile_uses_most_recent_items(demo_dir, demo_dataset):
@@ -90,7 +100,7 @@ def test_max_profile_uses_most_recent_items(demo_dir, demo_dataset):
         demo_dataset, features
     )
     user = int(np.argmax(demo_dataset.profile_sizes))
-    recent = demo_dataset.profile(user)[-2:]
+    recent = demo_dataset.history("test").of(user)[-2:]
     want = brute_force(features, recent, "average", 1)
     np.testing.assert_allclose(model.score([user])[0].cpu().numpy(), want, atol=1e-5)
     assert not np.allclose(

@@ -11,21 +11,32 @@ import click
 from visrec import __version__
 from visrec.errors import VisrecError
 
-# (module, attribute) of every command; imported lazily so `visrec --help` stays fast.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("visrec.data.cli", "data_group"),
-    "extract": ("visrec.features.cli", "extract_cmd"),
-    "features": ("visrec.features.cli", "features_group"),
-    "train": ("visrec.runs.cli", "train_cmd"),
-    "models": ("visrec.runs.cli", "models_cmd"),
-    "recommend": ("visrec.serving.cli", "recommend_cmd"),
-    "similar": ("visrec.serving.cli", "similar_cmd"),
-    "grid": ("visrec.serving.cli", "grid_cmd"),
-    "serve": ("visrec.viewer.cli", "serve_cmd"),
-    "evaluate": ("visrec.runs.cli", "evaluate_cmd"),
-    "benchmark": ("visrec.benchmark.cli", "benchmark_cmd"),
+# (module, attribute, short help) of every command; imported lazily so `visrec --help` stays fast: the
+# short help shown there is written here (tests/test_cli_startup.py checks it matches each command's own).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "data": ("visrec.data.cli", "data_group", "Create, inspect and check datasets."),
+    "extract": ("visrec.features.cli", "extract_cmd", "Extract CNN features of every image in..."),
+    "features": (
+        "visrec.features.cli",
+        "features_group",
+        "Inspect, import and export feature stores.",
+    ),
+    "train": ("visrec.runs.cli", "train_cmd", "Train MODEL (see `visrec models`) and..."),
+    "models": ("visrec.runs.cli", "models_cmd", "List the registered models, or show one..."),
+    "recommend": (
+        "visrec.serving.cli",
+        "recommend_cmd",
+        "Top-k recommendations of a trained run for...",
+    ),
+    "similar": ("visrec.serving.cli", "similar_cmd", "The k items whose features are most..."),
+    "grid": ("visrec.serving.cli", "grid_cmd", "Write a PNG contact sheet for one user:..."),
+    "serve": ("visrec.viewer.cli", "serve_cmd", "Serve a web viewer of one or more trained..."),
+    "evaluate": ("visrec.runs.cli", "evaluate_cmd", "Evaluate the run in RUN_DIR; write..."),
+    "benchmark": ("visrec.benchmark.cli", "benchmark_cmd", "Train what is missing, select on..."),
 }
-# Subcommands defined above their group's layer: (group, name) -> (module, attribute).
+SHORT_HELP_LIMIT = 45
+# Subcommands defined above their group's layer: (group, name) -> (module, attribute). Their modules
+# import heavy code only inside the command bodies, so `visrec data --help` stays fast too.
 SUBCOMMANDS: dict[tuple[str, str], tuple[str, str]] = {
     ("data", "fetch"): ("visrec.features.dataset_cli", "fetch_cmd"),
     ("data", "check"): ("visrec.features.dataset_cli", "check_cmd"),
@@ -39,12 +50,18 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
-        module, attr = COMMANDS[name]
+        module, attr, _ = COMMANDS[name]
         command = getattr(importlib.import_module(module), attr)
         for (group, sub), (sub_module, sub_attr) in SUBCOMMANDS.items():
             if group == name and sub not in command.commands:
                 command.add_command(getattr(importlib.import_module(sub_module), sub_attr))
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from COMMANDS' short help, without importing any command module."""
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup)

@@ -66,15 +66,16 @@ model = "random"
 model = "pop"
 [[models]]
 model = "bpr"
-config = {{epochs = 15, patience = 3}}
-grid = {{lr = [0.005, 0.02]}}
+config = {{epochs = 15, patience = 3, factors = 32}}
+grid = {{lr = [0.005, 0.02]}}   # the same grid as VBPR's: one validation budget for both
 [[models]]
 model = "visrank"
 features = "pooled"
 [[models]]
 model = "vbpr"
 features = "pooled"
-config = {{epochs = 10, factors = 32, visual_factors = 16, lr = 0.005}}
+config = {{epochs = 15, patience = 3, factors = 32, visual_factors = 16}}
+grid = {{lr = [0.005, 0.02]}}
 [[models]]
 model = "curatornet"
 features = "pooled"
@@ -105,6 +106,24 @@ def _benchmark_step(out: Path, features: Path) -> Path:
     _step("5. benchmark every model (train, select on validation, test)",
           ["benchmark", str(config), "-o", str(results), "--force"])  # fmt: skip
     return results
+
+
+def _taste_step(out: Path, data: Path, results: Path, k: int = 10) -> None:
+    """Score every benchmarked model's top-k against the users' generating tastes (truth.json)."""
+    from visrec._io import read_json, write_text
+    from visrec.data.demo_truth import format_taste
+    from visrec.serving.taste import taste_report
+
+    print(f"\n=== 6. do the models recommend each user's palette and shape? (truth.json, top-{k})")
+    start = time.perf_counter()
+    summary = read_json(results / "results.json")  # each model's chosen run (grid point)
+    runs = {m["name"]: results / m["run_dir"] for m in summary["models"] if m["status"] == "ok"}
+    table = format_taste(taste_report(data, runs, k), k)
+    print(table)
+    write_text(
+        out / "taste.md", f"# Top-{k} against the demo users' tastes (truth.json)\n\n{table}\n"
+    )
+    print(f"(written to {out / 'taste.md'}; {time.perf_counter() - start:.1f} s)", flush=True)
 
 
 def _first_test_user(data: Path) -> str:
@@ -145,7 +164,7 @@ def _serve_step(
         "--thumbs",
         str(out / "thumbs"),
     ]
-    print(f"\n=== 8. start the web viewer\n$ visrec serve {' '.join(argv[4:])}", flush=True)
+    print(f"\n=== 9. start the web viewer\n$ visrec serve {' '.join(argv[4:])}", flush=True)
     with open(out / "viewer.log", "w") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     (out / "viewer.pid").write_text(str(proc.pid))
@@ -168,13 +187,14 @@ def run(out: Path) -> None:
     _step("2. describe it", ["data", "stats", str(data)])
     features = _extract_steps(data, out / "features")
     results = _benchmark_step(out, features)
+    _taste_step(out, data, results)
     runs = [results / "runs" / name for name in ("vbpr", "acf", "visrank")]
     runs = [r for r in runs if (r / "run.json").is_file()]
     if runs:
         user = _first_test_user(data)
-        _step("6. recommend for one user", ["recommend", str(runs[0]), "--user", user, "-k", "10"])
+        _step("7. recommend for one user", ["recommend", str(runs[0]), "--user", user, "-k", "10"])
         _step(
-            "7. a contact sheet of that user",
+            "8. a contact sheet of that user",
             ["grid", str(runs[0]), "--user", user, "-k", "10", "-o", str(out / f"grid-{user}.png")],
         )
     url = _serve_step(out, runs, data / "images", user) if runs else None
@@ -182,9 +202,8 @@ def run(out: Path) -> None:
     print(f"  dataset      {data}  (images/, interactions.csv, items.csv, truth.json)")
     print(f"  features     {features}  (pooled vectors and small spatial maps, see report.json)")
     print(f"  benchmark    {results}/results.md  (table above; runs/ holds every trained model)")
-    print(
-        f"  plots        {results}/plots/  (metrics by profile size, AUC box plot, first-hit ranks)"
-    )
+    print(f"  tastes       {out / 'taste.md'}  (top-10 in each user's palette and shape)")
+    print(f"  plots        {results}/plots/  (metrics with CIs, by profile size, first-hit ranks)")
     if url:
         print(
             f"  viewer       {url}  (running in the background; stop it: kill $(cat {out}/viewer.pid))"

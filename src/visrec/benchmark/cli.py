@@ -24,14 +24,15 @@ import click
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 def benchmark_cmd(config_path: Path, out: Path | None, force: bool, no_plots: bool) -> None:
     """Train what is missing, select on validation, evaluate on test; write results.md/csv/json + plots."""
-    from visrec.benchmark import run_suite
-    from visrec.benchmark.report import table_markdown
+    from visrec.benchmark.sections import sections_of, tables_text
+    from visrec.benchmark.suite import run_suite
 
     out = out or config_path.with_name(f"{config_path.stem}-out")
     summary = run_suite(config_path, out, force=force, plots=not no_plots, echo=click.echo)
     click.echo("")
-    click.echo(table_markdown(summary))
-    failed = [m["name"] for m in summary["models"] if m["status"] != "ok"]
+    click.echo(tables_text(summary))
+    models = [m for section in sections_of(summary) for m in section["models"]]
+    failed = sorted({m["name"] for m in models if m["status"] not in ("ok", "n/a")})
     if failed:
         click.echo(f"\nfailed: {', '.join(failed)} (errors in {out / 'results.md'})")
     click.echo(f"\nwrote {out / 'results.md'}, results.csv, results.json")

@@ -1,12 +1,16 @@
-"""The benchmark TOML: one dataset and split, named feature stores, a list of models (docs/benchmark.md).
+"""The benchmark TOML: one dataset, one or several splits, named feature stores, a list of models
+(docs/benchmark.md).
 
-Each table is a typed config (:class:`FileTables`, :class:`DatasetTable`, :class:`BenchmarkTable`,
-:class:`ModelEntry`: a docstring per key) checked by :func:`visrec._config.build`, the mechanism that
-also reads model options; :func:`parse_config` turns them into a :class:`BenchmarkConfig`.
+Each table is a typed config (:class:`FileTables`, :class:`DatasetTable`, :class:`SplitTable`,
+:class:`BenchmarkTable`, :class:`ModelEntry`: a docstring per key) checked by
+:func:`visrec._config.build`, the mechanism that also reads model options; :func:`parse_config` turns them
+into a :class:`BenchmarkConfig`. The split is either given in ``[dataset]`` (one split, the original
+layout) or as ``[[splits]]`` tables, each with a name (several splits side by side, e.g. warm and cold).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import tomllib
@@ -14,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec._config import Typed, build
+from visrec.data.split import COLD_METHODS
 from visrec.errors import ConfigError
 from visrec.evaluation import registry
 from visrec.evaluation.metrics import DEFAULT_KS
@@ -35,6 +40,9 @@ class FileTables(Typed):
     """Name -> feature store folder (or image folder for pixel models), relative to the file."""
     benchmark: dict = field(default_factory=dict)
     """Statistics and model selection (:class:`BenchmarkTable`)."""
+    splits: list = field(default_factory=list)
+    """``[[splits]]`` tables (:class:`SplitTable`): several splits benchmarked side by side; without
+    them the one split is given in ``[dataset]``."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,57 @@ class DatasetTable(Typed):
             )
 
 
+SPLIT_KEYS = ("split", "cutoff", "cold_fraction", "split_seed")
+"""Keys of ``[dataset]`` that describe the split (given per split in ``[[splits]]`` instead)."""
+
+
+@dataclass(frozen=True)
+class SplitTable(Typed):
+    """One ``[[splits]]`` entry: a named split of the ``[dataset]`` interactions."""
+
+    name: str
+    """Label of the split in the tables and its output folder (``OUT/<name>/``)."""
+    split: str = "leave-last-out"
+    """leave-last-out, temporal (with cutoff), given, cold-items or cold-items-temporal (with cutoff)."""
+    cutoff: int | None = None
+    """temporal and cold-items-temporal splits: the timestamp where test starts."""
+    cold_fraction: float = 0.1
+    """cold-items split: share of the items held out as cold (test and validation)."""
+    split_seed: int = 0
+    """cold-items split: seed that draws the cold items."""
+
+    def __post_init__(self):
+        if not _NAME.fullmatch(self.name):
+            raise ConfigError(f"split name {self.name!r} must be letters, digits, '_', '-', '.'")
+
+
+@dataclass(frozen=True)
+class BenchmarkSplit:
+    """One split of the benchmark: its label (empty for the one split of ``[dataset]``) and data."""
+
+    name: str
+    data: DataSpec
+
+    @property
+    def cold(self) -> bool:
+        """A cold-item split: test (and validation) targets are items absent from training."""
+        return self.data.split.get("method") in COLD_METHODS
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """Test modes: ``full`` on a warm split; ``cold`` and ``mixed`` on a cold-item split."""
+        return ("cold", "mixed") if self.cold else ("full",)
+
+    @property
+    def validation_mode(self) -> str:
+        """The mode model selection reads: ``cold`` on a cold-item split (it measures cold-start)."""
+        return self.modes[0]
+
+    def folder(self, out: Path) -> Path:
+        """Where this split's runs and plots go: ``OUT`` itself for the one split of ``[dataset]``."""
+        return out / self.name if self.name else out
+
+
 @dataclass(frozen=True)
 class BenchmarkTable(Typed):
     """``[benchmark]``: bootstrap, significance and model selection."""
@@ -81,6 +140,9 @@ class BenchmarkTable(Typed):
     """Validation metric that picks a grid point: AUC, RR, R@k, P@k or nDCG@k."""
     block_size: int | None = None
     """Users scored at once in evaluation; None: the engine's default (about 16.8M scores)."""
+    refit: bool = False
+    """Retrain each model's chosen configuration on train + validation before testing (labelled
+    ``[refit]`` in the tables; gradient models train for the chosen run's best epoch count)."""
 
     def __post_init__(self):
         if self.seed < 0 or self.n_boot < 1 or not 0 < self.alpha < 1:
@@ -152,7 +214,7 @@ class BenchmarkConfig:
     """A parsed, validated benchmark file."""
 
     path: Path
-    data: DataSpec
+    splits: tuple[BenchmarkSplit, ...]
     models: tuple[ModelSpec, ...]
     features: dict[str, str] = field(default_factory=dict)
     seed: int = 0
@@ -161,6 +223,18 @@ class BenchmarkConfig:
     select_metric: str = "AUC"
     block_size: int | None = None
     """Users scored at once in evaluation; None: the engine's default (about 16.8M scores)."""
+    refit: bool = False
+    """Retrain the chosen configuration on train + validation before testing."""
+
+    @property
+    def data(self) -> DataSpec:
+        """The first split's data (the only one when the split is given in ``[dataset]``)."""
+        return self.splits[0].data
+
+    @property
+    def named_splits(self) -> bool:
+        """Whether the splits come from ``[[splits]]`` (outputs per split) or from ``[dataset]``."""
+        return bool(self.splits[0].name)
 
 
 def load_config(path: str | Path) -> BenchmarkConfig:
@@ -179,7 +253,7 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
     where = str(path)
     base = path.resolve().parent
     tables = _table(FileTables, raw, "top-level table", where)
-    data = _dataset(_table(DatasetTable, tables.dataset, "[dataset] key", where), base, where)
+    splits = _splits(tables, base, where)
     features = _features(tables.features, base, where)
     bench = _table(BenchmarkTable, tables.benchmark, "[benchmark] key", where)
     if not tables.models:
@@ -191,7 +265,7 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
         raise ConfigError(f"{where}: model names must be unique; repeated: {', '.join(dupes)}")
     return BenchmarkConfig(
         path=path,
-        data=data,
+        splits=splits,
         models=specs,
         features=features,
         seed=bench.seed,
@@ -199,7 +273,32 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
         alpha=float(bench.alpha),
         select_metric=bench.select_metric,
         block_size=bench.block_size,
+        refit=bench.refit,
     )
+
+
+def _splits(tables: FileTables, base: Path, where: str) -> tuple[BenchmarkSplit, ...]:
+    dataset = _table(DatasetTable, tables.dataset, "[dataset] key", where)
+    if not tables.splits:
+        return (BenchmarkSplit("", _dataset(dataset, base, where)),)
+    given = [k for k in SPLIT_KEYS if k in tables.dataset]
+    if given:
+        raise ConfigError(
+            f"{where}: [dataset] {given[0]} and [[splits]] both describe the split: give the "
+            "split keys in each [[splits]] table only"
+        )
+    out = []
+    for i, raw in enumerate(tables.splits):
+        label = f"[[splits]] entry {i + 1}"
+        table = _table(SplitTable, raw, f"{label} key", where, label=label)
+        keys = {k: getattr(table, k) for k in SPLIT_KEYS}
+        data = _dataset(dataclasses.replace(dataset, **keys), base, where, label)
+        out.append(BenchmarkSplit(table.name, data))
+    names = [s.name for s in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{where}: split names must be unique; repeated: {', '.join(dupes)}")
+    return tuple(out)
 
 
 def _table(cls, raw, what: str, where: str, label: str = ""):
@@ -213,7 +312,7 @@ def _table(cls, raw, what: str, where: str, label: str = ""):
         raise ConfigError(f"{where}: {message}") from None
 
 
-def _dataset(table: DatasetTable, base: Path, where: str) -> DataSpec:
+def _dataset(table: DatasetTable, base: Path, where: str, what: str = "[dataset]") -> DataSpec:
     data_path = _path(table.path, base, where, "[dataset] path")
     try:
         return data_spec(
@@ -228,7 +327,7 @@ def _dataset(table: DatasetTable, base: Path, where: str) -> DataSpec:
             min_rating=table.min_rating,
         )
     except ConfigError as exc:
-        raise ConfigError(f"{where}: [dataset] {exc}") from None
+        raise ConfigError(f"{where}: {what} {exc}") from None
 
 
 def _features(table: dict[str, str], base: Path, where: str) -> dict[str, str]:

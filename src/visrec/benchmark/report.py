@@ -18,7 +18,7 @@ import numpy as np
 
 from visrec._io import write_json, write_text
 from visrec.benchmark.config import BenchmarkConfig
-from visrec.benchmark.runner import ModelOutcome
+from visrec.benchmark.runner import CANNOT_SCORE_NEW, NOT_APPLICABLE, ModelOutcome
 from visrec.evaluation import registry
 from visrec.evaluation.results import metric_key
 from visrec.evaluation.stats import bootstrap_ci, compare_to_best
@@ -42,36 +42,62 @@ MODE_TEXT = {
     "[mixed])",
 }
 BELOW_MARK = "▼"
+REFIT_MARK = "[refit]"
+REFIT_TEXT = f"{REFIT_MARK}: the chosen options retrained on train + validation before testing"
 FORMAT = "visrec-benchmark/1"
+FORMAT_SPLITS = "visrec-benchmark-splits/1"
+"""results.json of a benchmark with several sections (splits, or the cold and mixed modes)."""
 
 
-def aligned_values(outcomes: list[ModelOutcome], metric: str) -> dict[str, np.ndarray]:
-    """Per-user test values of ``metric`` for every successful model, restricted to common users."""
-    ok = [o for o in outcomes if o.ok]
+def _tested(outcomes: list[ModelOutcome], mode: str | None) -> list[tuple[ModelOutcome, object]]:
+    pairs = [(o, o.test if mode is None else o.result(mode)) for o in outcomes if o.ok]
+    return [(o, r) for o, r in pairs if r is not None]
+
+
+def aligned_values(
+    outcomes: list[ModelOutcome], metric: str, mode: str | None = None
+) -> dict[str, np.ndarray]:
+    """Per-user test values of ``metric`` (in ``mode``; default each model's first mode) for every
+    successful model, restricted to common users."""
+    ok = _tested(outcomes, mode)
     if not ok:
         return {}
-    common = set(ok[0].test.per_user["user_idx"])
-    for o in ok[1:]:
-        common &= set(o.test.per_user["user_idx"])
+    common = set(ok[0][1].per_user["user_idx"])
+    for _, result in ok[1:]:
+        common &= set(result.per_user["user_idx"])
     keep = np.array(sorted(common), dtype=np.int64)
     out = {}
-    for o in ok:
-        table = o.test.per_user.set_index("user_idx")
+    for o, result in ok:
+        table = result.per_user.set_index("user_idx")
         out[o.name] = table.loc[keep, metric].to_numpy(dtype=np.float64)
     return out
 
 
-def summarise(outcomes: list[ModelOutcome], config: BenchmarkConfig, dataset_summary: str) -> dict:
-    """The content of results.json: per model its status, choice, means, CIs and tests."""
-    mode = next((o.test.mode for o in outcomes if o.ok), "full")
+def summarise(
+    outcomes: list[ModelOutcome],
+    config: BenchmarkConfig,
+    dataset_summary: str,
+    *,
+    mode: str | None = None,
+    split_name: str | None = None,
+) -> dict:
+    """The content of results.json for one table: per model its status, choice, means, CIs and tests.
+
+    ``mode``: which of the models' test results (default: their first mode); ``split_name``: the
+    ``[[splits]]`` label, recorded when given."""
+    mode = mode or next((o.test.mode for o in outcomes if o.ok), "full")
     metrics = report_metrics(mode)
-    tests = {m: compare_to_best(aligned_values(outcomes, m), alpha=config.alpha) for m in metrics}
+    tests = {
+        m: compare_to_best(aligned_values(outcomes, m, mode), alpha=config.alpha) for m in metrics
+    }
+    refit = bool(getattr(config, "refit", False))
     models = []
     for o in outcomes:
+        result = o.result(mode) if o.ok else None
         entry = {
             "name": o.name,
             "model": o.spec.model,
-            "status": o.status if o.ok or o.status != "ok" else "failed",
+            "status": "ok" if result is not None else "failed" if o.status == "ok" else o.status,
             "error": o.error,
             "features": o.spec.features,
             "grid": [
@@ -85,10 +111,12 @@ def summarise(outcomes: list[ModelOutcome], config: BenchmarkConfig, dataset_sum
                 for p in o.points
             ],
         }
-        if o.ok:
-            entry |= _model_results(o, config, tests, metrics)
+        if result is not None:
+            entry |= _model_results(o, result, config, tests, metrics)
+        elif o.status == NOT_APPLICABLE:
+            entry["means"] = {m: CANNOT_SCORE_NEW for m in metrics}
         models.append(entry)
-    return {
+    summary = {
         "format": FORMAT,
         "config": str(config.path),
         "dataset": dataset_summary,
@@ -101,21 +129,28 @@ def summarise(outcomes: list[ModelOutcome], config: BenchmarkConfig, dataset_sum
         "metrics": list(metrics),
         "models": models,
     }
+    if refit:
+        summary["refit"] = True
+    if split_name:
+        summary["split_name"] = split_name
+    return summary
 
 
-def _model_results(o: ModelOutcome, config: BenchmarkConfig, tests: dict, metrics) -> dict:
-    values = o.test.per_user[list(metrics)].to_numpy(dtype=np.float64)
+def _model_results(o: ModelOutcome, result, config: BenchmarkConfig, tests: dict, metrics) -> dict:
+    values = result.per_user[list(metrics)].to_numpy(dtype=np.float64)
     ci = bootstrap_ci(values, n_boot=config.n_boot, seed=config.seed)
     out = {
         "run_dir": str(o.chosen.run_dir),
         "options": o.chosen.options,
         "validation": _num(o.chosen.validation),
         "train_seconds": o.chosen.train_seconds,
-        "n_users": o.test.n_users,
-        "means": {m: o.test.means[m] for m in metrics},
+        "n_users": result.n_users,
+        "means": {m: result.means[m] for m in metrics},
         "ci95": {m: [float(ci[j, 0]), float(ci[j, 1])] for j, m in enumerate(metrics)},
         "tests": {},
     }
+    if o.refit_dir is not None:
+        out |= {"refit": True, "refit_run_dir": str(o.refit_dir)}
     for m in metrics:
         c = tests[m].get(o.name)
         if c is None:  # the best model of this metric
@@ -153,6 +188,11 @@ def to_csv(summary: dict) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for m in summary["models"]:
+        if m["status"] == NOT_APPLICABLE:
+            for metric in summary["metrics"]:
+                writer.writerow([m["name"], m["model"], m["status"], metric, CANNOT_SCORE_NEW,
+                                 *[""] * 7, ""])  # fmt: skip
+            continue
         if m["status"] != "ok":
             writer.writerow([m["name"], m["model"], m["status"], *[""] * 9, m["error"]])
             continue
@@ -173,6 +213,9 @@ def table_markdown(summary: dict) -> str:
     metrics = summary["metrics"]
     lines = ["| model | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
     for m in summary["models"]:
+        if m["status"] == NOT_APPLICABLE:
+            lines.append(f"| {m['name']} | " + " | ".join([CANNOT_SCORE_NEW] * len(metrics)) + " |")
+            continue
         if m["status"] != "ok":
             lines.append(
                 f"| {m['name']} | " + " | ".join(["failed"] + ["-"] * (len(metrics) - 1)) + " |"
@@ -186,15 +229,25 @@ def table_markdown(summary: dict) -> str:
             mark = f" {BELOW_MARK}" if t.get("below_best") else ""
             low, high = m["ci95"][metric]
             cells.append(f"{value}{mark} [{_fmt(low, 4)}, {_fmt(high, 4)}]")
-        lines.append(f"| {m['name']} | " + " | ".join(cells) + " |")
+        label = f"{m['name']} {REFIT_MARK}" if m.get("refit") else m["name"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def to_markdown(summary: dict, plots: list[Path], out: Path) -> str:
+    parts = ["# Benchmark results", "", *section_markdown(summary, out)]
+    if plots:
+        parts += ["", "## Plots", ""]
+        parts += [f"![{p.stem}]({_rel(p, out)})" for p in plots]
+    return "\n".join(parts) + "\n"
+
+
+def section_markdown(summary: dict, out: Path, level: str = "##") -> list[str]:
+    """One table's text: what was measured, the table, and the runs behind it (``level``: the
+    heading of the runs part)."""
     n_users = next((m["n_users"] for m in summary["models"] if m["status"] == "ok"), 0)
+    refit = f" {REFIT_TEXT}." if summary.get("refit") else ""
     parts = [
-        "# Benchmark results",
-        "",
         f"Dataset: {summary['dataset']}. Config: `{summary['config']}`.",
         "",
         f"Test split, {MODE_TEXT.get(summary.get('mode', 'full'), summary.get('mode'))}; mean over "
@@ -202,30 +255,34 @@ def to_markdown(summary: dict, plots: list[Path], out: Path) -> str:
         f"users with a 95% bootstrap confidence interval ({summary['n_boot']} replicates, seed "
         f"{summary['seed']}). **Bold**: best mean. {BELOW_MARK}: significantly below the best "
         f"(Wilcoxon signed-rank on per-user values, Holm-corrected over the models, p < "
-        f"{summary['alpha']}). Hyper-parameters chosen on validation {summary['select_metric']} only.",
+        f"{summary['alpha']}). Hyper-parameters chosen on validation {summary['select_metric']} "
+        f"only.{refit}",
         "",
         table_markdown(summary),
         "",
-        "## Runs",
+        f"{level} Runs",
         "",
         f"| model | chosen options | validation {summary['select_metric']} | train s | run |",
         "|---|---|---|---|---|",
     ]
     for m in summary["models"]:
+        if m["status"] == NOT_APPLICABLE:
+            parts.append(f"| {m['name']} | {CANNOT_SCORE_NEW}: not trained | - | - | - |")
+            continue
         if m["status"] != "ok":
             parts.append(f"| {m['name']} | failed: {m['error']} | - | - | - |")
             continue
         options = ", ".join(f"{k}={v}" for k, v in m["options"].items()) or "defaults"
         seconds = "-" if m["train_seconds"] is None else f"{m['train_seconds']:.1f}"
         grid = f" (best of {len(m['grid'])})" if len(m["grid"]) > 1 else ""
+        run = f"`{_rel(m['run_dir'], out)}`"
+        if m.get("refit"):
+            run += f", refit `{_rel(m['refit_run_dir'], out)}`"
         parts.append(
             f"| {m['name']} | {options}{grid} | {_fmt(m['validation'] or math.nan)} | {seconds} | "
-            f"`{_rel(m['run_dir'], out)}` |"
+            f"{run} |"
         )
-    if plots:
-        parts += ["", "## Plots", ""]
-        parts += [f"![{p.stem}]({_rel(p, out)})" for p in plots]
-    return "\n".join(parts) + "\n"
+    return parts
 
 
 def _digits(metric: str) -> int:

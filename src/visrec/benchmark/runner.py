@@ -1,15 +1,20 @@
 """Run a benchmark: train what is missing, reuse finished runs, select on validation, evaluate on test.
 
-Layout of the output folder ``OUT``::
+Layout of the output folder ``OUT`` (with ``[[splits]]``, each split has this layout under
+``OUT/<split name>/`` and the tables of every split are in ``OUT/results.*``)::
 
     OUT/runs/<name>/                 one run directory per model (visrec.runs)
     OUT/runs/<name>/<k=v,...>/       one per grid point when the model has a grid
-    OUT/runs/.../eval/               stored evaluations (validation-full, test-full; see evaluation/runs.py)
+    OUT/runs/.../eval/               stored evaluations (validation-full, test-full; see runs/evaluate.py)
+    OUT/refit/<name>/                with ``refit = true``: the chosen options retrained on train + validation
     OUT/results.md|csv|json, OUT/plots/*.png   written by report.py and plots.py
 
-Every grid point is scored on the VALIDATION targets (full ranking); the best one by ``select_metric`` is
-the only run evaluated on test. A model that fails (bad options, missing features, a crash in training) is
-recorded with its error and the benchmark goes on with the others.
+Every grid point is scored on the VALIDATION targets (full ranking; ``cold`` mode on a cold-item split);
+the best one by ``select_metric`` is the only run evaluated on test, in the modes that fit the split
+(``full``; ``cold`` and ``mixed`` on a cold-item split). On a cold-item split a model that cannot score new
+items (not :class:`~visrec.models.capabilities.ScoresNewItems`: BPR, Pop, Random) is not trained and is
+reported as "n/a (cannot score new items)". A model that fails (bad options, missing features, a crash in
+training) is recorded with its error and the benchmark goes on with the others.
 """
 
 from __future__ import annotations
@@ -24,15 +29,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec._io import read_json_object
-from visrec.benchmark.config import BenchmarkConfig, ModelSpec
+from visrec.benchmark.config import BenchmarkConfig, BenchmarkSplit, ModelSpec
 from visrec.data.dataset import Dataset
 from visrec.errors import VisrecError
-from visrec.evaluation.results import EvalResult
-from visrec.models import create
-from visrec.runs import RUN_FILE, Run, evaluate_run, is_finished, load_run, train_run
+from visrec.evaluation.results import EvalResult, metric_key
+from visrec.models import create, get
+from visrec.models.capabilities import scores_new_items
+from visrec.runs import (
+    RUN_FILE,
+    DataSpec,
+    Run,
+    evaluate_run,
+    evaluate_run_modes,
+    is_finished,
+    load_run,
+    train_run,
+)
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
+NOT_APPLICABLE = "n/a"
+"""Status of a model on a cold-item split when it cannot score new items."""
+CANNOT_SCORE_NEW = "n/a (cannot score new items)"
+"""What the tables show instead of a number for such a model."""
 
 
 @dataclass
@@ -56,6 +75,11 @@ class ModelOutcome:
     points: list[GridPoint] = field(default_factory=list)
     chosen: GridPoint | None = None
     test: EvalResult | None = None
+    """The test result of the split's first mode (``full``, or ``cold`` on a cold-item split)."""
+    results: dict[str, EvalResult] = field(default_factory=dict)
+    """Test result per mode (``cold`` and ``mixed`` on a cold-item split)."""
+    refit_dir: Path | None = None
+    """With ``refit``: the run retrained on train + validation that the test results come from."""
 
     @property
     def name(self) -> str:
@@ -65,73 +89,124 @@ class ModelOutcome:
     def ok(self) -> bool:
         return self.status == "ok" and self.test is not None
 
+    def result(self, mode: str) -> EvalResult | None:
+        """The test result in ``mode`` (None when not evaluated in it)."""
+        if mode in self.results:
+            return self.results[mode]
+        return self.test if self.test is not None and self.test.mode == mode else None
+
 
 def run_benchmark(
-    config: BenchmarkConfig, out: str | Path, *, force: bool = False, echo: Echo | None = None
+    config: BenchmarkConfig,
+    out: str | Path,
+    *,
+    force: bool = False,
+    echo: Echo | None = None,
+    split: BenchmarkSplit | None = None,
 ) -> list[ModelOutcome]:
-    """Train, select and evaluate every model of ``config`` into ``out``; one outcome per model."""
+    """Train, select and evaluate every model of ``config`` on ``split`` (default: the first) into
+    ``out`` (the split's folder under it with ``[[splits]]``); one outcome per model."""
     echo = echo or log.info
-    out = Path(out).resolve()
-    dataset = config.data.build()
-    echo(f"dataset: {dataset.summary()}")
+    split = split or config.splits[0]
+    root = split.folder(Path(out).resolve())
+    dataset = split.data.build()
+    echo(f"{'split ' + split.name + ': ' if split.name else ''}dataset: {dataset.summary()}")
     outcomes = []
     for i, spec in enumerate(config.models, 1):
         echo(f"[{i}/{len(config.models)}] {spec.name} ({spec.model})")
         outcome = ModelOutcome(spec)
+        if split.cold and not scores_new_items(get(spec.model)):
+            outcome.status, outcome.error = NOT_APPLICABLE, CANNOT_SCORE_NEW
+            echo(f"  {CANNOT_SCORE_NEW}: not trained on this cold-item split")
+            outcomes.append(outcome)
+            continue
         began = time.perf_counter()
         try:
-            _run_model(outcome, config, dataset, out, force, echo)
+            _run_model(outcome, config, split, dataset, root, force, echo)
         except Exception as exc:  # one model's failure must not cost the others' results
             outcome.status, outcome.error = "failed", _one_line(exc)
             log.debug("%s failed", spec.name, exc_info=True)
             echo(f"  FAILED: {outcome.error}")
         else:
+            mode = outcome.test.mode
             test = outcome.test.means
+            auc, ndcg = metric_key("AUC", mode), metric_key("nDCG@20", mode)
             echo(
-                f"  test AUC {test['AUC']:.5f}  nDCG@20 {test['nDCG@20']:.5f}  "
+                f"  test {auc} {test[auc]:.5f}  {ndcg} {test[ndcg]:.5f}  "
                 f"({time.perf_counter() - began:.1f} s)"
             )
         outcomes.append(outcome)
     return outcomes
 
 
-def _run_model(outcome, config, dataset, out, force, echo) -> None:
+def _run_model(outcome, config, split: BenchmarkSplit, dataset, root: Path, force, echo) -> None:
     spec = outcome.spec
     existing = "overwrite" if force else "reuse"
+    select = metric_key(config.select_metric, split.validation_mode)
     for run_name, options in spec.candidates():
-        point = GridPoint(out / "runs" / run_name, options)
+        point = GridPoint(root / "runs" / run_name, options)
         outcome.points.append(point)
-        _ensure_trained(spec, point, config, force, echo)
+        _ensure_trained(spec, point, split.data, force, echo)
         run = _open_run(point.run_dir, dataset)
         point.train_seconds = run.meta.get("train_seconds")
         val = evaluate_run(
             point.run_dir,
             split="validation",
+            mode=split.validation_mode,
             existing=existing,
             run=run,
             block_size=config.block_size,
         )
-        point.validation = float(val.means.get(config.select_metric, math.nan))
-        echo(
-            f"  {_label(run_name, spec)}: validation {config.select_metric} {point.validation:.5f}"
-        )
+        point.validation = float(val.means.get(select, math.nan))
+        echo(f"  {_label(run_name, spec)}: validation {select} {point.validation:.5f}")
     outcome.chosen = max(outcome.points, key=lambda p: _finite(p.validation))
     if len(outcome.points) > 1:
         echo(f"  chosen on validation: {outcome.chosen.run_dir.name}")
-    run = _open_run(outcome.chosen.run_dir, dataset)
-    outcome.test = evaluate_run(
-        outcome.chosen.run_dir,
+    test_dir, run = outcome.chosen.run_dir, _open_run(outcome.chosen.run_dir, dataset)
+    if config.refit:
+        test_dir, run = _refit(outcome, split, root, run, force, echo)
+        outcome.refit_dir = test_dir
+    outcome.results = evaluate_run_modes(
+        test_dir,
         split="test",
+        modes=split.modes,
         existing=existing,
         run=run,
         block_size=config.block_size,
     )
+    outcome.test = outcome.results[split.modes[0]]
 
 
-def _ensure_trained(spec: ModelSpec, point: GridPoint, config, force: bool, echo) -> None:
+def refit_data(data: DataSpec) -> DataSpec:
+    """The same data and split without validation targets: the validation basket (or cold set)
+    joins train; the test targets are unchanged."""
+    return dataclasses.replace(data, split=data.split | {"validation": False})
+
+
+def _refit(
+    outcome, split: BenchmarkSplit, root: Path, chosen: Run, force, echo
+) -> tuple[Path, Run]:
+    """Train the chosen options again on train + validation (``refit = true``)."""
+    spec = outcome.spec
+    options = dict(outcome.chosen.options)
+    best = ((chosen.meta.get("info") or {}).get("training") or {}).get("best_epoch")
+    if best and "epochs" in create(spec.model, options).config.to_dict():
+        options["epochs"] = int(best)  # no validation to stop on: the chosen run's best epoch count
+    point = GridPoint(root / "refit" / spec.name, options)
+    data = refit_data(split.data)
+    echo(f"  refit on train + validation ({', '.join(f'{k}={v}' for k, v in options.items())})")
+    _ensure_trained(spec, point, data, force, echo)
+    run = load_run(point.run_dir)
+    dataset = data.build()
+    if list(run.model.items.ids) != list(dataset.items.ids):
+        raise VisrecError(f"{point.run_dir}: its item vocabulary differs from the benchmark's data")
+    return point.run_dir, dataclasses.replace(run, _dataset=dataset)
+
+
+def _ensure_trained(spec: ModelSpec, point: GridPoint, data: DataSpec, force: bool, echo) -> None:
     run_dir = point.run_dir
     if is_finished(run_dir) and not force:
-        _check_same_settings(spec, point, config)
+        _check_same_settings(spec, point, data)
         point.reused = True
         echo(f"  {_label(run_dir.name, spec)}: reusing finished run {run_dir}")
         return
@@ -139,7 +214,7 @@ def _ensure_trained(spec: ModelSpec, point: GridPoint, config, force: bool, echo
     echo(f"  {_label(run_dir.name, spec)}: training{' (resuming)' if resume else ''} -> {run_dir}")
     train_run(
         spec.model,
-        config.data,
+        data,
         run_dir,
         config=point.options,
         features=spec.features,
@@ -148,13 +223,17 @@ def _ensure_trained(spec: ModelSpec, point: GridPoint, config, force: bool, echo
     )
 
 
-def _check_same_settings(spec: ModelSpec, point: GridPoint, config: BenchmarkConfig) -> None:
+def _check_same_settings(
+    spec: ModelSpec, point: GridPoint, data: DataSpec | BenchmarkConfig
+) -> None:
     """A finished run is reused only if it was trained with exactly the settings asked for."""
+    if isinstance(data, BenchmarkConfig):
+        data = data.data
     meta = load_run_meta(point.run_dir)
     wanted = {
         "model": spec.model,
         "config": create(spec.model, point.options).config.to_dict(),
-        "data": dataclasses.asdict(config.data),
+        "data": dataclasses.asdict(data),
         "features": spec.features,
     }
     wanted = json.loads(json.dumps(wanted))  # as run.json stores it (tuples become lists)

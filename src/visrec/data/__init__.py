@@ -1,26 +1,18 @@
 """Data layer: raw files -> validated interactions -> split -> Dataset."""
 
-from visrec.data.dataset import Dataset
-from visrec.data.interactions import Interactions, load_interactions
-from visrec.data.loaders import (
-    DatasetSource,
-    load_folder,
-    load_movielens,
-    load_wikimedia,
-    open_dataset,
-)
-from visrec.data.split import SplitSpec
-from visrec.data.vocab import Vocabulary
+from visrec._lazy import lazy_exports
 
-__all__ = [
-    "Dataset",
-    "DatasetSource",
-    "Interactions",
-    "SplitSpec",
-    "Vocabulary",
-    "load_folder",
-    "load_interactions",
-    "load_movielens",
-    "load_wikimedia",
-    "open_dataset",
-]
+_EXPORTS = {
+    "Dataset": "visrec.data.dataset",
+    "Interactions": "visrec.data.interactions",
+    "load_interactions": "visrec.data.interactions",
+    "DatasetSource": "visrec.data.loaders",
+    "load_folder": "visrec.data.loaders",
+    "load_movielens": "visrec.data.loaders",
+    "load_wikimedia": "visrec.data.loaders",
+    "open_dataset": "visrec.data.loaders",
+    "SplitSpec": "visrec.data.split",
+    "Vocabulary": "visrec.data.vocab",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,9 +1,9 @@
 """``visrec data check DIR``: validate a dataset folder and report every problem at once.
 
 A dataset is *usable* when its interactions load, each image id is unambiguous, every image decodes, a
-split has something to hold out, and declared files exist. The declared feature store is checked one layer
-up (:mod:`visrec.features.check`), which is what ``visrec data check`` runs. Gaps that the pipeline handles (items without
-an image, images nobody interacted with) are *warnings*: they are listed but do not make the dataset
+split has something to hold out, and declared files exist. The declared feature store is checked one
+layer up (:mod:`visrec.features.check`), which is what ``visrec data check`` runs. Gaps that the pipeline
+handles (items without an image, images nobody interacted with) are *warnings*: they are listed but do not make the dataset
 unusable (``--strict`` turns them into errors).
 """
 
@@ -11,18 +11,34 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from visrec.data.images import ImageReadError, load_rgb, open_image, scan_image_folder
-from visrec.data.interactions import Interactions, load_interactions
-from visrec.data.loaders import _read_items
+from visrec.data.interactions import (
+    Interactions,
+    check_columns,
+    read_interaction_frame,
+    validate_rows,
+)
+from visrec.data.loaders import (
+    NOT_A_DATASET,
+    _find_interactions,
+    _movielens_items,
+    _read_items,
+    detect_layout,
+    read_raw_interactions,
+)
 from visrec.errors import DataError
 
 ERROR, WARNING = "error", "warning"
+MAX_LINES = 20
+"""Bad lines listed per row problem (the total is always given)."""
 log = logging.getLogger(__name__)
 
 
@@ -80,7 +96,9 @@ def _natural(text: str) -> tuple:
 
 
 def check_dataset(folder: str | Path, *, decode: bool = True, workers: int = 4) -> CheckReport:
-    """Check a visrec dataset folder (``interactions.csv``, ``images/`` or ``dataset.json``, ...)."""
+    """Check a dataset folder in any layout the loaders read: visrec (``interactions.csv``,
+    ``images/``, ``dataset.json``, ...), MovieLens-100K (``u.data``, ``u.item``, ``posters/``) or the
+    tutorial's Wikimedia CSVs."""
     folder = Path(folder)
     report = CheckReport(folder)
     if not folder.is_dir():
@@ -133,39 +151,61 @@ def declared(folder: Path, manifest: dict, key: str, default: str | None) -> Pat
     return None if name is None else folder / str(name)
 
 
-def _check_interactions(folder: Path, manifest: dict, report: CheckReport) -> set[str]:
-    path = declared(folder, manifest, "interactions", None)
-    if path is None:
-        path = next(
-            (
-                folder / n
-                for n in ("interactions.csv", "interactions.parquet")
-                if (folder / n).is_file()
-            ),
-            None,
-        )
+def _interaction_files(
+    folder: Path, manifest: dict, report: CheckReport
+) -> list[tuple[Path, Callable[[], pd.DataFrame], dict]]:
+    """(path, raw reader, constant columns) of every interaction file, found as the loaders find
+    them (:func:`~visrec.data.loaders.detect_layout`); a MovieLens or Wikimedia folder's image folder
+    goes into ``manifest`` for the image checks."""
+    layout = detect_layout(folder)
+    if layout is not None and layout.kind != "visrec":
+        if layout.images_dir is not None:
+            manifest.setdefault("images", str(layout.images_dir))
+        files = [
+            (path, partial(read_raw_interactions, layout, path), {})
+            for path in layout.interaction_files
+        ]
+        if layout.kind == "wikimedia":  # train, test: as load_wikimedia marks them
+            files = [(p, read, {"evaluation": n == 1}) for n, (p, read, _) in enumerate(files)]
+        return files
+    path = declared(folder, manifest, "interactions", None) or _find_interactions(folder)
     if path is None or not path.is_file():
-        report.add(
-            "interactions",
-            ERROR,
-            f"no interactions file in {folder} (expected "
-            "interactions.csv with user_id,item_id,timestamp[,evaluation])",
-        )
-        return set()
-    try:
-        interactions = load_interactions(path)
-    except DataError as exc:
-        kind = "timestamps" if "timestamp" in str(exc) else "interactions"
-        report.add(kind, ERROR, str(exc))
-        return _raw_item_ids(path)
+        report.add("interactions", ERROR, f"no interactions file in {folder} ({NOT_A_DATASET})")
+        return []
+    return [(path, partial(read_interaction_frame, path), {})]
+
+
+def _check_interactions(folder: Path, manifest: dict, report: CheckReport) -> set[str]:
+    """Every row of every interaction file in one pass (bad rows listed with their lines), then
+    counts and the timestamps of the good rows."""
+    frames, item_ids, n_bad = [], set(), 0
+    for path, read, constants in _interaction_files(folder, manifest, report):
+        try:
+            raw = read()
+            check_columns(raw, str(path))
+        except DataError as exc:
+            report.add("interactions", ERROR, str(exc))
+            item_ids |= _raw_item_ids(path)
+            continue
+        good, problems = validate_rows(raw)
+        n_bad += len(raw) - len(good)
+        for problem in problems:
+            kind = "timestamps" if problem.column == "timestamp" else "interactions"
+            report.add(kind, ERROR, f"{path}: {problem.describe(cap=MAX_LINES)}")
+        item_ids |= set(good["item_id"])
+        if len(good):
+            frames.append(good.assign(**constants))
+    if not frames:
+        return item_ids
+    interactions = Interactions.from_frame(pd.concat(frames, ignore_index=True), str(folder))
     frame = interactions.frame
     report.counts.update(
         users=int(frame["user_id"].nunique()),
         items=int(frame["item_id"].nunique()),
         interactions=len(frame),
     )
-    _check_times(interactions, report)
-    return set(frame["item_id"].unique())
+    _check_times(interactions, report, all_rows=n_bad == 0)
+    return item_ids
 
 
 def _raw_item_ids(path: Path) -> set[str]:
@@ -177,10 +217,12 @@ def _raw_item_ids(path: Path) -> set[str]:
     return set(frame["item_id"].str.strip()) - {""}
 
 
-def _check_times(interactions: Interactions, report: CheckReport) -> None:
+def _check_times(interactions: Interactions, report: CheckReport, *, all_rows: bool = True) -> None:
+    """Timestamp sanity of the good rows; whether a split has anything to hold out is judged only
+    when every row was good (else the bad rows' own errors say what to fix first)."""
     frame = interactions.frame
     times = frame["timestamp"].to_numpy()
-    if not interactions.has_evaluation:
+    if all_rows and not interactions.has_evaluation:
         distinct = frame.groupby("user_id")["timestamp"].nunique()
         if not (distinct >= 2).any():
             report.add(
@@ -208,8 +250,21 @@ def _check_items(folder: Path, manifest: dict, report: CheckReport) -> set[str]:
                 "items", ERROR, f"dataset.json names an item table {path} that does not exist"
             )
         return set()
+    layout = detect_layout(folder)
+    if layout is not None and layout.kind == "movielens":
+        return _check_movielens_items(folder, report)
     try:
         return set(_read_items(path).index)
+    except DataError as exc:
+        report.add("items", ERROR, str(exc))
+        return set()
+
+
+def _check_movielens_items(folder: Path, report: CheckReport) -> set[str]:
+    if not (folder / "u.item").is_file():
+        return set()
+    try:
+        return set(_movielens_items(folder).index)
     except DataError as exc:
         report.add("items", ERROR, str(exc))
         return set()

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import click
 
-from visrec.data.demo import DemoSpec, generate_demo
-from visrec.data.loaders import open_dataset
-from visrec.data.split import METHODS, SplitSpec
-from visrec.data.stats import format_split_stats, format_stats, interaction_stats, split_stats
+from visrec.choices import SPLIT_METHODS as METHODS
+from visrec.data.demo_spec import DemoSpec
 
 
 @click.group("data")
@@ -39,6 +37,8 @@ def demo_cmd(
     out_dir: Path, n_users: int, n_items: int, image_size: int, seed: int, force: bool
 ) -> None:
     """Write the synthetic demo dataset (images + interactions + truth.json) to OUT_DIR."""
+    from visrec.data.demo import generate_demo
+
     spec = DemoSpec(n_users=n_users, n_items=n_items, image_size=image_size, seed=seed)
     generate_demo(out_dir, spec, force=force)
     click.echo(f"demo dataset written to {out_dir} ({n_users} users, {n_items} items, seed {seed})")
@@ -68,6 +68,10 @@ def stats_cmd(
     no_validation: bool,
 ) -> None:
     """Users, items, interactions, density and activity quantiles of a dataset or CSV."""
+    from visrec.data.loaders import open_dataset
+    from visrec.data.split import SplitSpec
+    from visrec.data.stats import format_split_stats, format_stats, interaction_stats, split_stats
+
     source = open_dataset(path)
     frame = source.interactions.frame
     n_catalogue = len(set(source.catalogue_ids()) | set(frame["item_id"]))

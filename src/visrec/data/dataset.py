@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from visrec.data.history import History, merge_history
 from visrec.data.interactions import Interactions
 from visrec.data.split import SplitSpec, split_interactions
 from visrec.data.vocab import Vocabulary
@@ -100,6 +101,17 @@ class Dataset:
         self.targets(split)  # checks the name
         found = self.cold_test_items if split == "test" else self.cold_validation_items
         return np.zeros(0, dtype=np.int64) if found is None else found
+
+    def history(self, split: str) -> History:
+        """What each user had consumed before ``split``'s targets (``'test'`` or ``'validation'``).
+
+        ``validation``: the train profile; ``test``: the train profile followed by the validation targets.
+        The one definition used by the evaluation engine (excluded candidates) and by the profile-based
+        models (their profile at evaluation time); see :mod:`visrec.data.history`."""
+        self.targets(split)  # checks the name
+        if split == "validation" or self.validation.nnz == 0:
+            return History(np.asarray(self.profile_indptr), np.asarray(self.profile_items))
+        return merge_history(self.profile_indptr, self.profile_items, self.validation)
 
     def item_popularity(self) -> np.ndarray:
         """Train interaction count per item (float64)."""

@@ -94,15 +94,27 @@ def load_interactions(
     ``evaluation`` value or a non-numeric ``rating``.
     """
     path = Path(path)
+    frame = read_interaction_frame(path, sep=sep, header=header, names=names, encoding=encoding)
+    return _finish(_validate(frame, str(path)), str(path))
+
+
+def read_interaction_frame(
+    path: str | Path,
+    *,
+    sep: str = ",",
+    header: bool = True,
+    names: list[str] | None = None,
+    encoding: str = "utf-8",
+) -> pd.DataFrame:
+    """The raw table (strings, not validated) of a CSV or Parquet interaction file."""
+    path = Path(path)
     if not path.is_file():
         raise DataError("no such file", path=path)
     if path.stat().st_size == 0:
         raise DataError("file is empty (expected a header user_id,item_id,timestamp)", path=path)
     if path.suffix.lower() in (".parquet", ".pq"):
-        frame = _read_parquet(path)
-    else:
-        frame = _read_csv(path, sep=sep, header=header, names=names, encoding=encoding)
-    return _finish(_validate(frame, str(path)), str(path))
+        return _read_parquet(path)
+    return _read_csv(path, sep=sep, header=header, names=names, encoding=encoding)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -154,20 +166,33 @@ def _parser_detail(exc: Exception) -> str:
     return text.splitlines()[-1] if text else type(exc).__name__
 
 
-def _lines(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> str:
-    """Human-readable list of the first bad line numbers."""
+@dataclass(frozen=True)
+class RowProblem:
+    """One kind of bad value in an interaction table, with every line it occurs on."""
+
+    column: str
+    message: str
+    """What is wrong, e.g. ``negative timestamp`` or ``rating is not a number``."""
+    lines: tuple[int, ...]
+    """File line numbers (the header is line 1), all of them, ascending."""
+
+    def describe(self, cap: int = 5) -> str:
+        """``message on line 3`` / ``message on 7 rows: lines 3, 5, ... (and 2 more)``."""
+        shown = ", ".join(map(str, self.lines[:cap]))
+        more = f" (and {len(self.lines) - cap} more)" if len(self.lines) > cap else ""
+        if len(self.lines) == 1:
+            return f"{self.message} on line {shown}"
+        head = f"{len(self.lines):,} rows: " if len(self.lines) > cap else ""
+        return f"{self.message} on {head}lines {shown}{more}"
+
+
+def _line_numbers(frame: pd.DataFrame, mask) -> tuple[int, ...]:
     offset = frame.attrs.get("line_offset", 2)
-    rows = np.flatnonzero(np.asarray(mask))
-    shown = ", ".join(str(r + offset) for r in rows[:5])
-    more = f" (and {len(rows) - 5} more)" if len(rows) > 5 else ""
-    return f"line {shown}{more}" if len(rows) == 1 else f"lines {shown}{more}"
+    return tuple(int(r) + offset for r in np.flatnonzero(np.asarray(mask)))
 
 
-def _first_line(frame: pd.DataFrame, mask) -> int:
-    return int(np.flatnonzero(np.asarray(mask))[0]) + frame.attrs.get("line_offset", 2)
-
-
-def _validate(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+def check_columns(frame: pd.DataFrame, source: str) -> None:
+    """Raise :class:`DataError` when a required column is missing or the table has no rows."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         found = ", ".join(map(str, frame.columns)) or "none"
@@ -179,66 +204,82 @@ def _validate(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         )
     if len(frame) == 0:
         raise DataError("file has a header but no rows", path=source)
+
+
+def validate_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowProblem]]:
+    """Check every row in one pass: the typed table of the good rows and every problem found.
+
+    ``frame`` holds the raw (string) columns and has passed :func:`check_columns`; a row is bad when an
+    id is empty, the timestamp is not a non-negative 64-bit integer, ``evaluation`` is not a boolean
+    word or ``rating`` is not a number.
+    """
+    problems: list[RowProblem] = []
+    bad = np.zeros(len(frame), dtype=bool)
+
+    def flag(column: str, mask: np.ndarray, message: str) -> None:
+        nonlocal bad
+        if mask.any():
+            problems.append(RowProblem(column, message, _line_numbers(frame, mask)))
+            bad |= mask
+
+    out = pd.DataFrame(index=frame.index)
     for col in ("user_id", "item_id"):
         values = frame[col].astype(str).str.strip()
-        empty = (values == "").to_numpy() | frame[col].isna().to_numpy()
-        if empty.any():
-            raise DataError(
-                f"empty {col} on {_lines(frame, empty)}",
-                path=source,
-                line=_first_line(frame, empty),
-            )
-        frame[col] = values
-    frame["timestamp"] = _parse_timestamps(frame, source)
+        flag(col, (values == "").to_numpy() | frame[col].isna().to_numpy(), f"empty {col}")
+        out[col] = values
+    out["timestamp"] = _parse_timestamps(frame, flag)
     if "evaluation" in frame.columns:
-        frame["evaluation"] = _parse_bool(frame, "evaluation", source)
+        out["evaluation"] = _parse_bool(frame, "evaluation", flag)
     if "rating" in frame.columns:
         rating = pd.to_numeric(frame["rating"], errors="coerce")
-        bad = rating.isna().to_numpy()
-        if bad.any():
-            raise DataError(
-                f"rating is not a number on {_lines(frame, bad)}",
-                path=source,
-                line=_first_line(frame, bad),
-            )
-        frame["rating"] = rating.astype(np.float64)
-    keep = [c for c in (*REQUIRED, *OPTIONAL) if c in frame.columns]
-    extra = [c for c in frame.columns if c not in keep]
+        flag("rating", rating.isna().to_numpy(), "rating is not a number")
+        out["rating"] = rating.astype(np.float64)
+    extra = [c for c in frame.columns if c not in out.columns]
     if extra:
-        log.debug("%s: ignoring extra columns %s", source, extra)
-    return frame[keep]
+        log.debug("ignoring extra columns %s", extra)
+    problems.sort(key=lambda p: p.lines[0])
+    return out[~bad], problems
 
 
-def _parse_timestamps(frame: pd.DataFrame, source: str) -> np.ndarray:
+def _validate(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    check_columns(frame, source)
+    good, problems = validate_rows(frame)
+    if problems:
+        raise DataError(
+            "; ".join(p.describe() for p in problems), path=source, line=problems[0].lines[0]
+        )
+    return good
+
+
+def _parse_timestamps(frame: pd.DataFrame, flag) -> np.ndarray:
     raw = frame["timestamp"]
     if pd.api.types.is_integer_dtype(raw):
         values = raw.to_numpy(dtype=np.int64)
     else:
         text = raw.astype(str).str.strip()
         ok = text.str.fullmatch(r"[+-]?\d+").to_numpy()
-        if not ok.all():
-            bad = ~ok
+        digits = text.str.lstrip("+-").str.lstrip("0").str.len().to_numpy()
+        big = ok & (digits > 18)
+        if big.any():  # only those can overflow int64: compare them exactly
+            fits = np.array([abs(int(v)) < 2**63 for v in text[big]])
+            big[big] = ~fits
+        bad = ~ok
+        if bad.any():
             sample = text[bad].iloc[0]
-            raise DataError(
-                f"timestamp must be an integer (e.g. Unix seconds), got {sample!r} on {_lines(frame, bad)}",
-                path=source,
-                line=_first_line(frame, bad),
+            flag(
+                "timestamp",
+                bad,
+                f"timestamp must be an integer (e.g. Unix seconds), got {sample!r}",
             )
-        try:
-            values = text.astype(np.int64).to_numpy()
-        except OverflowError as exc:
-            raise DataError("timestamp does not fit in 64 bits", path=source) from exc
-    negative = values < 0
-    if negative.any():
-        raise DataError(
-            f"negative timestamp on {_lines(frame, negative)}",
-            path=source,
-            line=_first_line(frame, negative),
-        )
+        flag("timestamp", big, "timestamp does not fit in 64 bits")
+        values = np.zeros(len(text), dtype=np.int64)
+        good = ok & ~big
+        values[good] = text[good].astype(np.int64).to_numpy()
+    flag("timestamp", values < 0, "negative timestamp")
     return values
 
 
-def _parse_bool(frame: pd.DataFrame, col: str, source: str) -> np.ndarray:
+def _parse_bool(frame: pd.DataFrame, col: str, flag) -> np.ndarray:
     raw = frame[col]
     if pd.api.types.is_bool_dtype(raw):
         return raw.to_numpy(dtype=bool)
@@ -247,11 +288,7 @@ def _parse_bool(frame: pd.DataFrame, col: str, source: str) -> np.ndarray:
     bad = ~(is_true | text.isin(_FALSE).to_numpy())
     if bad.any():
         sample = raw[bad].iloc[0]
-        raise DataError(
-            f"{col} must be true/false (or 1/0, yes/no), got {sample!r} on {_lines(frame, bad)}",
-            path=source,
-            line=_first_line(frame, bad),
-        )
+        flag(col, bad, f"{col} must be true/false (or 1/0, yes/no), got {sample!r}")
     return is_true
 
 

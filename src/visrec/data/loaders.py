@@ -57,6 +57,41 @@ class DatasetSource:
         )
 
 
+@dataclass(frozen=True)
+class FolderLayout:
+    """Which of the layouts :func:`open_dataset` reads a folder has, and where its parts are."""
+
+    kind: str
+    """``visrec`` (interactions.csv / dataset.json), ``movielens`` (u.data) or ``wikimedia``."""
+    interaction_files: tuple[Path, ...] = ()
+    """MovieLens: u.data; Wikimedia: the train and test CSVs; visrec: see its dataset.json."""
+    images_dir: Path | None = None
+    """MovieLens and Wikimedia only (a visrec folder's images come from its dataset.json)."""
+
+
+MOVIELENS_COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
+NOT_A_DATASET = (
+    "not a dataset folder: expected interactions.csv (visrec), u.data (MovieLens) or "
+    "train/test CSVs with user,image_id,timestamp (Wikimedia)"
+)
+
+
+def detect_layout(folder: str | Path) -> FolderLayout | None:
+    """The layout of ``folder`` (None when it is none of them): the one rule open_dataset and
+    ``visrec data check`` both follow."""
+    folder = Path(folder)
+    if (folder / "u.data").is_file():
+        return FolderLayout(
+            "movielens", (folder / "u.data",), _first_dir(folder, ("posters", "images"))
+        )
+    if (folder / "dataset.json").is_file() or _find_interactions(folder) is not None:
+        return FolderLayout("visrec")
+    wikimedia = _find_wikimedia(folder)
+    if wikimedia:
+        return FolderLayout("wikimedia", wikimedia, _first_dir(folder, ("images", "img")))
+    return None
+
+
 def open_dataset(path: str | Path) -> DatasetSource:
     """Open a dataset from a folder (visrec, MovieLens-100K or Wikimedia layout) or an interaction file."""
     path = Path(path)
@@ -64,18 +99,22 @@ def open_dataset(path: str | Path) -> DatasetSource:
         return DatasetSource(load_interactions(path), name=path.stem)
     if not path.is_dir():
         raise DataError("no such file or folder", path=path)
-    if (path / "u.data").is_file():
+    layout = detect_layout(path)
+    if layout is None:
+        raise DataError(NOT_A_DATASET, path=path)
+    if layout.kind == "movielens":
         return load_movielens(path)
-    if (path / "dataset.json").is_file() or _find_interactions(path) is not None:
-        return load_folder(path)
-    wikimedia = _find_wikimedia(path)
-    if wikimedia:
-        return load_wikimedia(*wikimedia, images_dir=_first_dir(path, ("images", "img")))
-    raise DataError(
-        "not a dataset folder: expected interactions.csv (visrec), u.data (MovieLens) or "
-        "train/test CSVs with user,image_id,timestamp (Wikimedia)",
-        path=path,
-    )
+    if layout.kind == "wikimedia":
+        return load_wikimedia(*layout.interaction_files, images_dir=layout.images_dir)
+    return load_folder(path)
+
+
+def read_raw_interactions(layout: FolderLayout, path: Path) -> pd.DataFrame:
+    """The raw (string) table of one of ``layout``'s interaction files, in visrec column names,
+    with ``attrs["line_offset"]`` so that row problems name file lines."""
+    if layout.kind == "movielens":
+        return _read_table(path, "\t", MOVIELENS_COLUMNS, "utf-8")
+    return _wikimedia_frame(path)
 
 
 def _find_interactions(folder: Path) -> Path | None:
@@ -155,9 +194,7 @@ def _read_items(path: Path) -> pd.DataFrame:
 def load_movielens(folder: str | Path, *, posters: str | Path | None = None) -> DatasetSource:
     """MovieLens-100K: every rating is an implicit positive; ``group`` = the movie's first genre."""
     folder = Path(folder)
-    frame = _read_table(
-        folder / "u.data", "\t", ["user_id", "item_id", "rating", "timestamp"], "utf-8"
-    )
+    frame = _read_table(folder / "u.data", "\t", MOVIELENS_COLUMNS, "utf-8")
     interactions = Interactions.from_frame(frame, source=str(folder / "u.data"))
     items = None
     if (folder / "u.item").is_file():
@@ -254,7 +291,9 @@ def _wikimedia_frame(path: Path) -> pd.DataFrame:
     if missing:
         raise DataError(f"missing column(s) {', '.join(sorted(missing))}", path=path, line=1)
     frame = frame.rename(columns={"user": "user_id", "image_id": "item_id"})
-    return frame[["user_id", "item_id", "timestamp"]].copy()
+    frame = frame[["user_id", "item_id", "timestamp"]].copy()
+    frame.attrs["line_offset"] = 2
+    return frame
 
 
 def write_folder(source: DatasetSource, out: str | Path) -> Path:

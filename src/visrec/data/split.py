@@ -23,10 +23,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from visrec.choices import COLD_SPLIT_METHODS, SPLIT_METHODS
 from visrec.errors import ConfigError, DataError
 
-COLD_METHODS = ("cold-items", "cold-items-temporal")
-METHODS = ("leave-last-out", "given", "temporal", *COLD_METHODS)
+COLD_METHODS = COLD_SPLIT_METHODS
+METHODS = SPLIT_METHODS
 
 
 @dataclass(frozen=True)

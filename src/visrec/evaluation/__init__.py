@@ -6,31 +6,23 @@ mode) for reports; ``validation_score`` is the only entry point training code us
 targets). Metrics are data: :mod:`visrec.evaluation.registry`. See docs/evaluation.md.
 """
 
-from visrec.evaluation.engine import (
-    MODES,
-    EvalSettings,
-    evaluate,
-    evaluate_modes,
-    matrix_scorer,
-    validation_score,
-)
-from visrec.evaluation.metrics import DEFAULT_KS, METRIC_KEYS, metric_names
-from visrec.evaluation.registry import REGISTRY, Metric, register
-from visrec.evaluation.results import EvalResult, metric_key
+from visrec._lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_KS",
-    "METRIC_KEYS",
-    "MODES",
-    "REGISTRY",
-    "EvalResult",
-    "EvalSettings",
-    "Metric",
-    "evaluate",
-    "evaluate_modes",
-    "matrix_scorer",
-    "metric_key",
-    "metric_names",
-    "register",
-    "validation_score",
-]
+_EXPORTS = {
+    "MODES": "visrec.evaluation.engine",
+    "EvalSettings": "visrec.evaluation.engine",
+    "evaluate": "visrec.evaluation.engine",
+    "evaluate_modes": "visrec.evaluation.engine",
+    "matrix_scorer": "visrec.evaluation.engine",
+    "validation_score": "visrec.evaluation.engine",
+    "DEFAULT_KS": "visrec.evaluation.metrics",
+    "METRIC_KEYS": "visrec.evaluation.metrics",
+    "metric_names": "visrec.evaluation.metrics",
+    "REGISTRY": "visrec.evaluation.registry",
+    "Metric": "visrec.evaluation.registry",
+    "register": "visrec.evaluation.registry",
+    "EvalResult": "visrec.evaluation.results",
+    "metric_key": "visrec.evaluation.results",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-METRIC_KEYS: tuple[str, ...] = ("AUC", "RR", "R", "P", "nDCG")
+from visrec.choices import DEFAULT_METRICS
+
+METRIC_KEYS: tuple[str, ...] = DEFAULT_METRICS
 """The default metric families. AUC and RR are single numbers; R, P and nDCG exist once per cut-off k
 (``R@20``). Every metric visrec knows is in :mod:`visrec.evaluation.registry`."""
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from visrec.choices import EVAL_MODES
 from visrec.errors import ConfigError
 from visrec.evaluation import lists as lst
 from visrec.evaluation import metrics as m
 
-MODES = ("full", "sampled", "tutorial", "cold", "mixed")
+MODES = EVAL_MODES
 """Evaluation modes (docs/evaluation.md); ``cold`` and ``mixed`` need a cold-item split."""
 LIST_MODES = ("full", "cold", "mixed")
 """Modes whose candidates are a slice of the catalogue, so top-k lists mean something."""

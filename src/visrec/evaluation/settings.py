@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from visrec.choices import EVAL_SPLITS
 from visrec.data import Dataset
 from visrec.errors import ConfigError
 from visrec.evaluation import metrics
@@ -16,7 +17,7 @@ from visrec.evaluation import registry as reg
 
 MODES = reg.MODES
 COLD_MODES = ("cold", "mixed")
-SPLITS = ("test", "validation")
+SPLITS = EVAL_SPLITS
 AUTO_BLOCK_SCORES = 1 << 24
 """Default block: users whose score rows hold about 16.8M scores together (128 MB in float64)."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from visrec.features.runtime import PRECISIONS
+from visrec.choices import PRECISIONS
 
 
 def _images_and_items(source: Path) -> tuple[object, list[str] | None]:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import click
 
-from visrec.data.fetch import fetch_dataset
-from visrec.features.check import check_dataset
-from visrec.features.legacy import import_tutorial_embeddings
+# The fetch and check machinery is imported inside the command bodies: `visrec data --help` lists these
+# commands without loading pandas, torch or PIL (tests/test_cli_startup.py).
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -78,6 +77,9 @@ def fetch_cmd(
     force: bool,
 ) -> None:
     """Download dataset NAME and write a ready-to-use dataset folder with a data card."""
+    from visrec.data.fetch import fetch_dataset
+    from visrec.features.legacy import import_tutorial_embeddings
+
     out = fetch_dataset(
         name,
         out_dir or Path(name),
@@ -107,6 +109,8 @@ def fetch_cmd(
 )
 def check_cmd(folder: Path, quick: bool, strict: bool, max_ids: int) -> None:
     """Validate a dataset folder, printing every problem; exit code 0 only when it is usable."""
+    from visrec.features.check import check_dataset
+
     report = check_dataset(folder, decode=not quick)
     click.echo(report.format(max_ids=max_ids))
     if not report.usable or (strict and report.problems):

@@ -203,12 +203,18 @@ def _decode_all(
     return problems
 
 
+def decode_pixels(path: str | os.PathLike, size: int) -> np.ndarray:
+    """One image as the cache stores it: shorter side resized to ``size``, central square, uint8 HWC
+    (also how new items are decoded for a pixel model). Raises :class:`ImageReadError`."""
+    return center_crop_resize(load_rgb(path, min_side=size), size, size)
+
+
 def _decode(item_id: str, paths: dict[str, Path], size: int) -> np.ndarray | dict[str, str]:
     path = paths.get(item_id)
     if path is None:
         return {"item_id": item_id, "path": "", "reason": "no image file"}
     try:
-        return center_crop_resize(load_rgb(path, min_side=size), size, size)
+        return decode_pixels(path, size)
     except ImageReadError as exc:
         reason = str(exc).removeprefix(f"{exc.path}: ")
         return {"item_id": item_id, "path": str(path), "reason": reason}

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from visrec.choices import PRECISIONS
 from visrec.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -14,6 +14,13 @@ A user is represented by their embedding plus an attention-weighted sum over the
 x_ij = (u_i + sum_l alpha(i, l) p_l) . v_j, with v the item latent vectors and p the auxiliary item vectors.
 The constant offsets c1, c2 of the paper are left out: a softmax is invariant to them.
 
+New items (visrec's extension; the paper uses the features on the profile side only): the target vector is
+v_j = v_j^latent + W_c xbar_j, where xbar_j is the mean of item j's regions of the CNN map and W_c a learned
+(dim x d) projection that starts at zero (so training starts from the paper's model). An item without train
+interactions keeps v_j^latent = 0 and p_j = 0, so it is scored from its features alone, and
+:meth:`ACF.score_new_items` scores an unseen item's spatial map the same way. A model saved before W_c
+existed loads with W_c = 0 (its old scores).
+
 Profiles are batched tensors left-padded with -1 (see :mod:`visrec.sampling.triplets`); both softmaxes are
 masked, so padding gets exactly zero weight and a padded batch scores like the unpadded users one by one.
 A known user is scored with their last ``max_profile`` train items (stored in the model at fit time).
@@ -32,12 +39,12 @@ from torch import nn
 
 from visrec.data.dataset import Dataset
 from visrec.errors import DataError
-from visrec.models.capabilities import Explains, FeatureInput, ScoresProfiles
+from visrec.models.capabilities import Explains, FeatureInput, ScoresNewItems, ScoresProfiles
 from visrec.models.config import TrainConfig, check
-from visrec.models.features import feature_shape, item_features
+from visrec.models.features import feature_shape, item_features, new_item_content
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
-from visrec.sampling import last_profiles, pad_profiles
+from visrec.sampling import pad_profiles
 
 FEATURE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
@@ -108,11 +115,31 @@ class ACFModule(nn.Module):
         self.item_user = nn.Linear(dim, dim)  # W1u (+ b1)
         self.item_parts = nn.Linear(3 * dim, dim, bias=False)  # [W1v W1p W1x]
         self.item_out = nn.Linear(dim, 1, bias=False)  # w1
+        self.target_content = nn.Linear(feat_dim, dim, bias=False)  # W_c: new items' content term
+        nn.init.zeros_(self.target_content.weight)
+        self.register_buffer("pooled", torch.zeros(n_items, feat_dim), persistent=False)
         self.register_buffer(
             "features", torch.zeros(n_items, regions, feat_dim, dtype=feature_dtype)
         )
         self.register_buffer("region_mask", torch.ones(n_items, regions, dtype=torch.bool))
         self.register_buffer("profiles", torch.full((n_users, max_profile), -1, dtype=torch.long))
+
+    @torch.no_grad()
+    def pool_features(self) -> None:
+        """``pooled`` = each item's mean region vector (over its valid regions; 0 without an image)."""
+        mask = self.region_mask.to(torch.float32)
+        step = 4096
+        for lo in range(0, self.features.shape[0], step):
+            feats = self.features[lo : lo + step].float()
+            weights = mask[lo : lo + step, :, None]
+            total = (feats * weights).sum(1)
+            self.pooled[lo : lo + step] = total / weights.sum(1).clamp_min(1.0)
+
+    def target_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """v_j (latent + content) of ``items`` (all when None)."""
+        if items is None:
+            return self.item.weight + self.target_content(self.pooled)
+        return self.item(items) + self.target_content(self.pooled[items])
 
     def attend(self, u: torch.Tensor, profile: torch.Tensor):
         """User vectors for ``u`` (B, dim) and ``profile`` (B, L) item indices (-1 = padding).
@@ -136,10 +163,18 @@ class ACFModule(nn.Module):
         alpha = masked_softmax(self.item_out(hidden).squeeze(-1), valid)
         return u + (alpha[..., None] * ctx).sum(1), beta, alpha
 
+    def user_vectors(self, u: torch.Tensor, profile: torch.Tensor, block: int) -> torch.Tensor:
+        """Attended user vectors (B, dim), ``block`` users at a time."""
+        parts = [
+            self.attend(u[lo : lo + block], profile[lo : lo + block])[0]
+            for lo in range(0, len(u), block)
+        ]
+        return torch.cat(parts) if parts else u
+
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         users, _, _ = self.attend(self.user(batch["users"]), batch["profile"])
-        pos = (users * self.item(batch["pos"])).sum(-1)
-        neg = torch.einsum("bf,bkf->bk", users, self.item(batch["neg"]))
+        pos = (users * self.target_vectors(batch["pos"])).sum(-1)
+        neg = torch.einsum("bf,bkf->bk", users, self.target_vectors(batch["neg"]))
         return pos, neg
 
     def explain(
@@ -152,7 +187,7 @@ class ACFModule(nn.Module):
         ]
         users, beta, alpha = (torch.cat(column) for column in zip(*parts, strict=True))
         return {
-            "scores": users @ self.item.weight.T,
+            "scores": users @ self.target_vectors().T,
             "component_attention": beta,
             "item_attention": alpha,
             "profile": profile,
@@ -163,13 +198,14 @@ class ACFModule(nn.Module):
 
 
 @register("acf")
-class ACF(ScoresProfiles, Explains, GradientRecommender):
+class ACF(ScoresNewItems, ScoresProfiles, Explains, GradientRecommender):
     """Attentive Collaborative Filtering over spatial CNN features (Chen et al., SIGIR 2017)."""
 
     config_class = ACFConfig
     conformance_config = {"epochs": 1, "dim": 8, "batch_size": 256, "device": "cpu"}
     inputs = (FeatureInput("image", "spatial"),)
     sampler = "profile"
+    item_parameters = ("item.weight", "context.weight")
 
     def _dims(self, dataset: Dataset, features) -> dict:
         shape = _spatial_shape(features)
@@ -199,10 +235,12 @@ class ACF(ScoresProfiles, Explains, GradientRecommender):
         module.features.copy_(array.reshape(n, h * w, d))
         module.region_mask.fill_(True)
         module.region_mask[torch.from_numpy(absent)] = False  # no image: no region to attend to
-        users = np.arange(dataset.n_users)
-        module.profiles.copy_(
-            torch.from_numpy(last_profiles(dataset, users, self.config.max_profile))
+        module.pool_features()
+        # a known user's stored profile: the last items of everything before the test basket
+        windows = dataset.history("test").windows(
+            np.arange(dataset.n_users), self.config.max_profile
         )
+        module.profiles.copy_(torch.from_numpy(windows))
 
     def _score(self, users: torch.Tensor) -> torch.Tensor:
         self.module.eval()
@@ -210,6 +248,34 @@ class ACF(ScoresProfiles, Explains, GradientRecommender):
 
     def _score_profiles(self, profiles: list[np.ndarray]) -> torch.Tensor:
         return self._explain_profiles(profiles)["scores"]
+
+    def _score_histories(self, users: torch.Tensor, profiles: list[np.ndarray]) -> torch.Tensor:
+        """Known users: their embedding u plus the attended ``profiles`` (evaluation's histories)."""
+        padded = torch.from_numpy(pad_profiles(profiles, self.config.max_profile)).to(self.device)
+        self.module.eval()
+        u = self.module.user(users.to(self.device))
+        return self.module.explain(u, padded, self.config.score_block)["scores"]
+
+    def _check_content(self, content) -> torch.Tensor:
+        h, w = self.grid
+        return new_item_content(content, "spatial", (h, w, self.info["dims"]["feat_dim"]))
+
+    def _score_new_items(self, users: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        m = self.module.eval()
+        idx = users.to(self.device)
+        user = m.user_vectors(m.user(idx), m.profiles[idx], self.config.score_block)
+        # stored as the feature buffer stores maps, then averaged over the regions (all valid)
+        maps = content.to(self.device).to(FEATURE_DTYPES[self.config.feature_dtype]).float()
+        return user @ m.target_content(maps.flatten(1, 2).mean(1)).T
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore; a model saved before the content term existed gets W_c = 0 (its old scores)."""
+        if "target_content.weight" not in state:
+            dims = self.info["dims"]
+            state = dict(state)
+            state["target_content.weight"] = torch.zeros(self.config.dim, dims["feat_dim"])
+        super().load_state_dict(state)
+        self.module.pool_features()
 
     # --- attention maps for the viewer ------------------------------------------------------------
     @torch.no_grad()

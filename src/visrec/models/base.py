@@ -92,6 +92,13 @@ class Recommender:
             raise IndexError(f"user index out of range [0, {len(self.users)})")
         return self._score(idx).float()
 
+    def scorer(self, dataset: Dataset, split: str):
+        """The scorer the evaluation engine calls on ``split`` of ``dataset`` (``'test'`` or
+        ``'validation'``): :meth:`score` here; profile-based models score each user from
+        ``dataset.history(split)`` (see :class:`~visrec.models.capabilities.ScoresProfiles`)."""
+        dataset.targets(split)  # checks the name
+        return self.score
+
     @torch.no_grad()
     def score_profiles(self, profiles: list[np.ndarray]) -> torch.Tensor:
         """Scores of every item for new users given only their profiles (item indices, oldest first)."""

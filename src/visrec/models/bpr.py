@@ -1,4 +1,11 @@
-"""BPR-MF (Rendle et al., UAI 2009): x_ui = gamma_u . gamma_i + beta_i, trained with the BPR loss."""
+"""BPR-MF (Rendle et al., UAI 2009): x_ui = gamma_u . gamma_i + beta_i, trained with the BPR loss.
+
+Regularised per triplet (lambda_theta for the factors, lambda_beta for the biases), the same convention
+as VBPR, so VBPR with its visual part at zero is this model. It cannot score an item it never saw (it has
+no content to go on): items without a train interaction keep gamma_i = 0 and beta_i = 0, so they all
+score 0 (a constant: AUC 0.5 on cold items by the tie rule), and it does not implement
+:class:`~visrec.models.capabilities.ScoresNewItems`, so cold-item evaluation reports it as unable.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visrec.models.capabilities import DotProduct
+from visrec.models.capabilities import DotProduct, Regularised
 from visrec.models.config import TrainConfig, check
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
@@ -21,19 +28,35 @@ class BPRConfig(TrainConfig):
     """Latent dimension of user and item factors."""
     lr: float = 5e-3
     """Adam learning rate."""
-    weight_decay: float = 1e-5
-    """Adam weight decay (L2)."""
+    reg_factors: float = 1e-4
+    """lambda_theta: per-triplet L2 of the factors used (p_u, q_i, q_j): the loss of a batch is the mean
+    over its triplets of -ln sigma(x_uij) + lambda / 2 * ||rows||^2, so it does not depend on the batch
+    size (docs/training.md "Regularisation")."""
+    reg_bias: float = 1e-4
+    """lambda_beta: per-triplet L2 of the item biases used (b_i, b_j)."""
+    weight_decay: float = 0.0
+    """Adam weight decay on every parameter at every step (the old convention; 0: the lambdas above
+    regularise instead). Saved configs that set it keep working."""
 
     def validate(self) -> None:
         super().validate()
         check(self.factors >= 1, "factors must be >= 1")
+        check(self.reg_factors >= 0 and self.reg_bias >= 0, "reg_factors and reg_bias must be >= 0")
 
 
-class BPRModule(nn.Module):
-    """Scoring maths of BPR-MF."""
+class BPRModule(Regularised, nn.Module):
+    """Scoring maths of BPR-MF, and its per-triplet regularisation."""
 
-    def __init__(self, n_users: int, n_items: int, factors: int):
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        factors: int,
+        reg_factors: float = 0.0,
+        reg_bias: float = 0.0,
+    ):
         super().__init__()
+        self.reg_factors, self.reg_bias = reg_factors, reg_bias
         self.user = nn.Embedding(n_users, factors)
         self.item = nn.Embedding(n_items, factors)
         self.item_bias = nn.Embedding(n_items, 1)
@@ -50,8 +73,25 @@ class BPRModule(nn.Module):
         ).squeeze(-1)
         return pos, neg
 
+    def penalty(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean over triplets of lambda_theta / 2 (|p_u|^2 + |q_i|^2 + |q_j|^2) + lambda_beta / 2 (b_i^2 +
+        b_j^2) (with several negatives, their mean). Rendle et al. 2009, the LearnBPR update."""
+        users, pos, neg = batch["users"], batch["pos"], batch["neg"]
+        factors = (
+            sq(self.user(users))
+            + sq(self.item(pos))
+            + sq(self.item(neg)).reshape(len(pos), -1).mean(1)
+        )
+        biases = sq(self.item_bias(pos)) + sq(self.item_bias(neg)).reshape(len(pos), -1).mean(1)
+        return 0.5 * (self.reg_factors * factors + self.reg_bias * biases).mean()
+
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         return self.user(users) @ self.item.weight.T + self.item_bias.weight.T
+
+
+def sq(rows: torch.Tensor) -> torch.Tensor:
+    """Squared L2 norm over the last dimension."""
+    return rows.pow(2).sum(-1)
 
 
 @register("bpr")
@@ -60,9 +100,13 @@ class BPR(DotProduct, GradientRecommender):
 
     config_class = BPRConfig
     conformance_config = {"epochs": 1, "factors": 4, "batch_size": 256, "device": "cpu"}
+    item_parameters = ("item.weight", "item_bias.weight")
 
     def _build(self, dims: dict) -> nn.Module:
-        return BPRModule(dims["n_users"], dims["n_items"], self.config.factors)
+        cfg = self.config
+        return BPRModule(
+            dims["n_users"], dims["n_items"], cfg.factors, cfg.reg_factors, cfg.reg_bias
+        )
 
     @torch.no_grad()
     def dot_factors(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,8 +8,9 @@ MMGCN-style models need) fits the same ``fit(dataset, {name: source, ...})``.
 
 - :class:`ScoresProfiles`: scores an arbitrary profile of item indices (new users): VisRank, CuratorNet,
   ACF, MostPopular.
-- :class:`ScoresNewItems`: scores items absent from training from their content (cold-start items). No
-  model implements it yet; the cold-start issue adds the first ones, and serving/evaluation will check it.
+- :class:`ScoresNewItems`: scores items absent from training from their content (cold-start items):
+  VBPR, VisRank, CuratorNet, ACF (features) and DVBPR (pixels). BPR, MostPopular and Random cannot;
+  :func:`scores_new_items` is the check evaluation (``cold``/``mixed`` modes) and serving use.
 - :class:`DotProduct` / :class:`DotProductProfiles`: scores are dot products of user and item factors, so
   an ANN index can serve them (BPR, VBPR, DVBPR, CuratorNet).
 - :class:`Explains`: attention maps over the profile and over image regions (ACF).
@@ -30,6 +31,7 @@ import torch
 
 from visrec.data.dataset import Dataset
 from visrec.distributed import DistContext
+from visrec.errors import ConfigError
 
 FeatureKind = Literal["pooled", "spatial", "pixels"]
 
@@ -53,7 +55,14 @@ class FeatureInput:
 
 
 class ScoresProfiles(ABC):
-    """Scores depend on a user only through their profile, so a new user is served from item ids."""
+    """Scores depend on a user only through their profile, so a new user is served from item ids.
+
+    At evaluation time such a model scores each user from ``dataset.history(split)`` (everything the user
+    consumed before the split's targets: train items for validation, train + validation basket for test),
+    the same history the evaluation engine excludes from the candidates; :meth:`scorer` is that scorer.
+    Fitting stores the test-time history (train + validation basket) as each known user's profile, which
+    is what ``score(users)`` (serving) uses.
+    """
 
     profile_based: ClassVar[bool] = True
 
@@ -61,17 +70,68 @@ class ScoresProfiles(ABC):
     def _score_profiles(self, profiles: list[np.ndarray]) -> torch.Tensor:
         """(len(profiles), n_items) scores; called by ``Recommender.score_profiles`` after checks."""
 
+    def _score_histories(self, users: torch.Tensor, profiles: list[np.ndarray]) -> torch.Tensor:
+        """Known ``users`` scored from the given profiles (default: the profiles alone; a model with
+        per-user parameters, e.g. ACF's user embedding, overrides it)."""
+        return self._score_profiles(profiles)
+
+    def scorer(self, dataset: Dataset, split: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The scorer evaluation uses on ``split``: each user scored from ``dataset.history(split)``."""
+        history = dataset.history(split)
+
+        @torch.no_grad()
+        def score(users) -> torch.Tensor:
+            self._check_fitted()
+            idx = torch.as_tensor(np.asarray(users), dtype=torch.long).reshape(-1)
+            profiles = [np.asarray(p, dtype=np.int64) for p in history.lists(idx.numpy())]
+            return self._score_histories(idx, profiles).float()
+
+        return score
+
 
 class ScoresNewItems(ABC):
-    """Scores items unseen in training from their content (features or pixels): cold-start items.
+    """Scores items unseen in training from their content alone (features or pixels): cold-start items.
 
-    Declared for the cold-start work; no built-in model implements it yet.
+    ``content`` is what the model's one input holds for an item (``Recommender.inputs[0].kind``): pooled
+    vectors (n_new, d), spatial maps (n_new, h, w, d) or uint8 pixels (n_new, S, S, 3) decoded as the
+    model's pixel cache decodes them. The contract the conformance suite checks: an item of the
+    vocabulary that has no train interaction (a cold item of a cold-item split) gets from ``score(users)``
+    exactly what ``score_new_items(users, its content)`` gives, i.e. no parameter of such an item is
+    learned (its id embeddings and biases are zero, as VBPR's paper treats unseen items).
     """
 
-    @abstractmethod
+    @torch.no_grad()
     def score_new_items(self, users, content) -> torch.Tensor:
         """Scores of ``n_new`` new items (``content``: their features or pixels, in the order given)
-        for ``users`` (user indices): a tensor of shape (len(users), n_new), higher is better."""
+        for ``users`` (user indices): a float tensor of shape (len(users), n_new), higher is better."""
+        self._check_fitted()
+        idx = torch.as_tensor(np.asarray(users), dtype=torch.long).reshape(-1)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(self.users)):
+            raise IndexError(f"user index out of range [0, {len(self.users)})")
+        content = self._check_content(content)
+        return self._score_new_items(idx, content).float()
+
+    @abstractmethod
+    def _score_new_items(self, users: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """(len(users), n_new) scores; called by :meth:`score_new_items` after the checks."""
+
+    @abstractmethod
+    def _check_content(self, content) -> torch.Tensor:
+        """``content`` as a tensor of the expected shape, or a :class:`DataError` naming the problem."""
+
+
+class NewItemsUnsupported(ConfigError):
+    """A model without :class:`ScoresNewItems` was asked to score new items (cold-item modes, serving
+    new items): callers report it as unable (n/a), never with a number."""
+
+
+def scores_new_items(model) -> bool:
+    """Whether a model (instance or class) can score items it never saw in training.
+
+    Models without this ability (BPR, MostPopular, Random) give no meaningful score to a new item, so
+    cold-item evaluation reports them as unable instead of printing a number."""
+    cls = model if isinstance(model, type) else type(model)
+    return issubclass(cls, ScoresNewItems)
 
 
 class DotProduct(ABC):
@@ -103,6 +163,23 @@ class Explains(ABC):
         """``profile`` (padded with -1), ``item_attention`` and ``component_attention`` per user."""
 
 
+class Regularised(ABC):
+    """A model *module* whose objective has a per-batch regularisation term (the Trainer adds
+    :meth:`penalty` to the mean pairwise loss of the batch).
+
+    The convention (VBPR's paper, He & McAuley 2016, and BPR's SGD, Rendle et al. 2009): the objective is a
+    sum over triplets (u, i, j) of ``-ln sigma(x_uij) + sum over groups of lambda_g / 2 * ||rows of group g
+    used by the triplet||^2`` (plus global parameters such as VBPR's E, once per triplet); the Trainer
+    minimises its mean over the batch. So each lambda is per triplet: its strength relative to the data
+    does not depend on the batch size, and a row is regularised as often as it is used (as in SGD), not on
+    every step as Adam's ``weight_decay`` does, which shrinks rarely sampled items at about ``lr`` per step.
+    """
+
+    @abstractmethod
+    def penalty(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The batch's mean per-triplet regularisation term (a scalar tensor)."""
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """How one gradient fit runs (``visrec.training.fit_model`` fills ``trainer``)."""
@@ -115,6 +192,8 @@ class TrainOptions:
     """torch.distributed context (DDP training); None: one plain process."""
     on_batch: Callable[[int, int], None] | None = None
     """Called with (epoch, batch number) after every step (tests use it to interrupt a run)."""
+    on_epoch: Callable[[dict, int], None] | None = None
+    """Called on rank 0 after every epoch with its train_log.jsonl row and the maximum epochs."""
     trainer: Callable[[TrainsByGradient, Dataset, TrainOptions], list[dict]] | None = None
     """Runs the training loop on a model whose module is built; returns the per-epoch history."""
 
@@ -123,8 +202,9 @@ class TrainsByGradient(ABC):
     """A torch module fitted by the Trainer; the Trainer uses only what is declared here.
 
     The model provides ``config`` (a ``TrainConfig``), ``module`` (its ``forward(batch)`` returns
-    ``(x_ui, x_uj)``), ``device``, ``info`` (the Trainer records its summary there), ``score(users)`` and
-    :meth:`sample`.
+    ``(x_ui, x_uj)``; a :class:`Regularised` module also gives the batch's penalty), ``device``, ``info``
+    (the Trainer records its summary there), ``scorer(dataset, "validation")`` (what validation scores
+    with) and :meth:`sample`.
     """
 
     module: torch.nn.Module | None

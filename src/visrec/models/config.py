@@ -53,7 +53,8 @@ class TrainConfig(Config):
     lr: float = 1e-3
     """Adam learning rate."""
     weight_decay: float = 1e-4
-    """Adam weight decay (L2)."""
+    """Adam weight decay (L2) on every parameter at every step (models with per-triplet lambdas, BPR
+    and VBPR, default it to 0; see docs/training.md "Regularisation")."""
     loss: str = "bpr"
     """Pairwise loss: bpr (-log sigmoid(x_ui - x_uj), Rendle et al. 2009), warp (sampled WARP, Weston et al. 2011) or bce."""
     n_negatives: int = 1
@@ -79,6 +80,7 @@ class TrainConfig(Config):
         check(self.triplets_per_epoch >= 0, "triplets_per_epoch must be >= 0")
         check(self.lr > 0, "lr must be > 0")
         check(self.weight_decay >= 0, "weight_decay must be >= 0")
+
         check(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         check(self.n_negatives >= 1, "n_negatives must be >= 1")
         check(self.patience >= 0 and self.lr_patience >= 0, "patience values must be >= 0")

@@ -18,12 +18,17 @@ import torch
 from torch import nn
 
 from visrec.data.dataset import Dataset
-from visrec.models.capabilities import DotProductProfiles, FeatureInput, ScoresProfiles
+from visrec.models.capabilities import (
+    DotProductProfiles,
+    FeatureInput,
+    ScoresNewItems,
+    ScoresProfiles,
+)
 from visrec.models.config import TrainConfig, check
-from visrec.models.features import item_features
+from visrec.models.features import item_features, new_item_content
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
-from visrec.sampling import last_profiles, pad_profiles, profile_triplets
+from visrec.sampling import pad_profiles, profile_triplets
 from visrec.sampling.curatornet import N_STRATEGIES, build_guided_index, guided_triplets
 
 SAMPLING = ("guided", "profile")
@@ -130,8 +135,9 @@ class CuratorNetModule(nn.Module):
 
 
 @register("curatornet")
-class CuratorNet(ScoresProfiles, DotProductProfiles, GradientRecommender):
-    """CuratorNet: visually-aware, profile-based; serves new users from the items of their profile."""
+class CuratorNet(ScoresNewItems, ScoresProfiles, DotProductProfiles, GradientRecommender):
+    """CuratorNet: visually-aware, profile-based; serves new users from the items of their profile and
+    new items from their features (the item tower has no per-item parameter: every item is "new")."""
 
     config_class = CuratorNetConfig
     conformance_config = {
@@ -167,8 +173,9 @@ class CuratorNet(ScoresProfiles, DotProductProfiles, GradientRecommender):
     def _attach(self, module: nn.Module, dataset: Dataset, features) -> None:
         cfg = self.config
         module.features.copy_(self._feature_array)
-        users = np.arange(dataset.n_users)
-        module.profiles.copy_(torch.from_numpy(last_profiles(dataset, users, cfg.max_profile)))
+        # a known user's stored profile: the last items of everything before the test basket
+        windows = dataset.history("test").windows(np.arange(dataset.n_users), cfg.max_profile)
+        module.profiles.copy_(torch.from_numpy(windows))
         self._guided = None
         if cfg.sampling == "guided":
             self._guided = build_guided_index(
@@ -193,6 +200,14 @@ class CuratorNet(ScoresProfiles, DotProductProfiles, GradientRecommender):
             )
         out.pop("users", None)  # the model sees users only through their profiles
         return out
+
+    def _check_content(self, content) -> torch.Tensor:
+        return new_item_content(content, "pooled", (self.info["dims"]["input_dim"],))
+
+    def _score_new_items(self, users: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        m = self.module.eval()
+        user = m.user_vectors(m.item_tower(m.features), m.profiles[users.to(self.device)])
+        return user @ m.item_tower(content.to(self.device)).T
 
     def _score_profiles(self, profiles: list[np.ndarray]) -> torch.Tensor:
         self.module.eval()

@@ -31,8 +31,9 @@ from torch import nn
 from visrec.data.dataset import Dataset
 from visrec.errors import ConfigError
 from visrec.features.pixel_cache import PixelCache, open_pixels
-from visrec.models.capabilities import DotProduct, FeatureInput, TrainOptions
+from visrec.models.capabilities import DotProduct, FeatureInput, ScoresNewItems, TrainOptions
 from visrec.models.config import TrainConfig, check
+from visrec.models.features import new_item_content
 from visrec.models.gradient import GradientRecommender
 from visrec.models.image_encoders import ARCHS, build_encoder, load_backbone_weights
 from visrec.models.registry import register
@@ -180,8 +181,11 @@ class DVBPRModule(nn.Module):
 
 
 @register("dvbpr")
-class DVBPR(DotProduct, GradientRecommender):
-    """DVBPR: BPR with an image CNN trained end to end (Kang et al., ICDM 2017); the tutorial's best."""
+class DVBPR(ScoresNewItems, DotProduct, GradientRecommender):
+    """DVBPR: BPR with an image CNN trained end to end (Kang et al., ICDM 2017); the tutorial's best.
+
+    A new item is scored from its pixels: theta_u . Phi(image) (its gamma_i is zero: items without a
+    train interaction keep gamma_i = 0, so ``score`` gives them the same)."""
 
     config_class = DVBPRConfig
     conformance_config = {
@@ -195,6 +199,7 @@ class DVBPR(DotProduct, GradientRecommender):
         "device": "cpu",
     }
     inputs = (FeatureInput("image", "pixels"),)
+    item_parameters = ("gamma_item.weight",)
 
     def _dims(self, dataset: Dataset, features) -> dict:
         return {"n_users": dataset.n_users, "n_items": dataset.n_items}
@@ -270,16 +275,28 @@ class DVBPR(DotProduct, GradientRecommender):
 
     @torch.no_grad()
     def embed_images(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Phi of new images given as uint8 (n, S, S, 3) at ``image_size`` (e.g. a cold-start item)."""
+        """Phi of new images given as uint8 (n, S, S, 3) at ``image_size`` (e.g. a cold-start item),
+        decoded as the pixel cache decodes them; computed ``eval_batch_size`` images at a time."""
         self._check_fitted()
-        pixels = torch.from_numpy(np.array(pixels, dtype=np.uint8))
         size = self.config.image_size
-        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (size, size, 3):
-            raise ConfigError(
-                f"expected uint8 images of shape (n, {size}, {size}, 3), got {tuple(pixels.shape)}"
-            )
+        pixels = new_item_content(np.asarray(pixels), "pixels", (size, size, 3))
         self.module.eval()
-        return self.module.encoder(pixels.to(self.device)).float()
+        step = self.config.eval_batch_size
+        parts = [
+            self.module.encoder(pixels[lo : lo + step].to(self.device)).float()
+            for lo in range(0, len(pixels), step)
+        ]
+        return (
+            torch.cat(parts) if parts else torch.zeros(0, self.config.factors, device=self.device)
+        )
+
+    def _check_content(self, content) -> torch.Tensor:
+        size = self.config.image_size
+        return new_item_content(content, "pixels", (size, size, 3))
+
+    def _score_new_items(self, users: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        phi = self.embed_images(content)
+        return self.module.theta(users.to(self.device)) @ phi.T
 
     def _reopen_pixels(self) -> None:
         meta = self.info.get("pixels")

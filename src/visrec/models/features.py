@@ -9,6 +9,7 @@ import torch
 
 from visrec.data.vocab import Vocabulary
 from visrec.errors import ConfigError, DataError
+from visrec.features.pixel_cache import PixelCache
 
 log = logging.getLogger(__name__)
 MISSING_POLICIES = ("error", "mean", "zero")
@@ -62,3 +63,39 @@ def feature_shape(features) -> tuple[int, ...]:
     if isinstance(features, (np.ndarray, torch.Tensor)):
         return tuple(np.shape(features))
     return tuple(features.array.shape)
+
+
+def new_item_content(content, kind: str, tail: tuple[int, ...]) -> torch.Tensor:
+    """New items' ``content`` checked against what the model was trained on: a float32 tensor of shape
+    (n_new, *tail) for ``pooled``/``spatial`` features (finite numbers), uint8 (n_new, S, S, 3) for
+    ``pixels``. Anything else is a :class:`DataError` naming the expected shape."""
+    if kind == "pixels":
+        array = np.asarray(content)
+        if array.dtype != np.uint8 or array.ndim != 4 or tuple(array.shape[1:]) != tuple(tail):
+            raise DataError(
+                f"new items' pixels must be uint8 images of shape (n, {', '.join(map(str, tail))}), "
+                f"got {array.dtype} {tuple(array.shape)}"
+            )
+        return torch.from_numpy(np.array(array, copy=True))  # writable (a cache's rows are not)
+    tensor = torch.as_tensor(np.asarray(content, dtype=np.float32))
+    if tensor.ndim != len(tail) + 1 or tuple(tensor.shape[1:]) != tuple(tail):
+        raise DataError(
+            f"new items' {kind} features must have shape (n, {', '.join(map(str, tail))}) like the "
+            f"features the model was trained on, got {tuple(tensor.shape)}"
+        )
+    if not bool(torch.isfinite(tensor).all()):
+        raise DataError("new items' features contain NaN or infinite values")
+    return tensor
+
+
+def content_of(source, items: Vocabulary, rows) -> np.ndarray:
+    """The stored content (features or pixels) of the items at ``rows`` (indices into ``items``) in a
+    model's feature source (an aligned array, a FeatureStore or a pixel cache): what
+    ``score_new_items`` takes for them."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        return np.asarray(source)[rows]
+    if isinstance(source, PixelCache):
+        return np.asarray(source.pixels[source.rows(items)[rows]])
+    array, _ = source.aligned(items, missing="mean")
+    return np.asarray(array, dtype=np.float32)[rows]

@@ -36,6 +36,11 @@ class GradientRecommender(TrainsByGradient, Recommender):
     config_class: ClassVar[type[TrainConfig]] = TrainConfig
     sampler: ClassVar[str] = "uniform"
     """``uniform`` (user, pos, neg) or ``profile`` (profile, pos, neg) triplets."""
+    item_parameters: ClassVar[tuple[str, ...]] = ()
+    """Names of the module's per-item parameters (first dimension = items, e.g. gamma_i, beta_i). The rows
+    of items without a train interaction (cold items) start at 0 and their gradient is zeroed, so they
+    stay exactly 0 (an unseen item's latent terms are zero, as in VBPR's paper) and nothing is learned
+    about an item from the fact that nobody has interacted with it yet."""
 
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
@@ -65,6 +70,7 @@ class GradientRecommender(TrainsByGradient, Recommender):
         """Copy dataset-derived data into the module's buffers (default: nothing)."""
 
     def sample(self, dataset: Dataset, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Training triplets (uniform or profile mode, per :attr:`sampler`)."""
         if self.sampler == "profile":
             return profile_triplets(
                 dataset, n, rng, self.config.n_negatives, getattr(self.config, "max_profile", 10)
@@ -90,6 +96,7 @@ class GradientRecommender(TrainsByGradient, Recommender):
             torch.manual_seed(self.config.seed)
             self.module = self._build(dims)
         self._attach(self.module, dataset, features)
+        hold_untrained_rows(self.module, self.item_parameters, dataset)
         self.module.to(self.device)
         self.history = options.trainer(self, dataset, options)
         self.module.eval()
@@ -106,3 +113,33 @@ class GradientRecommender(TrainsByGradient, Recommender):
         self.module = self._build(self.info["dims"])
         self.module.load_state_dict(state)
         self.module.to(self.device).eval()
+
+
+def untrained_items(dataset: Dataset) -> np.ndarray:
+    """Indices of the items with no train interaction (a cold-item split's cold items, catalogue-only
+    items, items seen only in held-out baskets)."""
+    return np.flatnonzero(np.diff(dataset.train.tocsc().indptr) == 0).astype(np.int64)
+
+
+def hold_untrained_rows(module: nn.Module, names: tuple[str, ...], dataset: Dataset) -> None:
+    """Zero the rows of untrained items in the named per-item parameters and keep them at 0 during
+    training (a gradient hook zeroes their gradient; Adam's moments and weight decay of a zero row with a
+    zero gradient stay 0)."""
+    rows = torch.from_numpy(untrained_items(dataset))
+    if not len(rows):
+        return
+    params = dict(module.named_parameters())
+    for name in names:
+        param = params.get(name)
+        if param is None:  # an optional part of the module (e.g. DVBPR without a latent term)
+            continue
+        with torch.no_grad():
+            param[rows] = 0.0
+        param.register_hook(_zero_rows_hook(rows))
+
+
+def _zero_rows_hook(rows: torch.Tensor):
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        return grad.index_fill(0, rows.to(grad.device), 0.0)
+
+    return hook

@@ -4,7 +4,10 @@ x_ui = beta_i + gamma_u . gamma_i + theta_u . (E f_i) + beta' . f_i          (pa
 
 with latent factors gamma (K), visual factors theta_u (D), a learned projection E (D x F) of the fixed
 CNN features f_i (F) and a visual bias vector beta' (F). Trained with the BPR loss -ln sigma(x_ui - x_uj)
-by the one Trainer. The features are a registered buffer, so a saved model scores without the feature
+by the one Trainer, regularised per triplet as in the paper (lambda_theta for gamma and theta, lambda_beta
+for beta_i, lambda_E for E and beta'; :meth:`VBPRModule.penalty`): with E = 0 and beta' = 0 this is BPR-MF
+with the same convention. A new item is scored with theta_u . (E f_i) + beta' . f_i, its gamma_i and beta_i
+being zero (the paper's cold-start setting). The features are a registered buffer, so a saved model scores without the feature
 store. Speed: a batch projects each *distinct* item's features once (the tutorial projects them once per
 triplet), and ``score_users`` projects all items once per call.
 """
@@ -18,9 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from visrec.data.dataset import Dataset
-from visrec.models.capabilities import DotProduct, FeatureInput
+from visrec.models.bpr import sq
+from visrec.models.capabilities import DotProduct, FeatureInput, Regularised, ScoresNewItems
 from visrec.models.config import TrainConfig, check
-from visrec.models.features import feature_shape, item_features
+from visrec.models.features import feature_shape, item_features, new_item_content
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
 
@@ -35,8 +39,20 @@ class VBPRConfig(TrainConfig):
     """Visual dimension D of theta_u and of the projection E f_i (the tutorial: 100)."""
     lr: float = 1e-3
     """Adam learning rate (the tutorial: 1e-3)."""
-    weight_decay: float = 1e-4
-    """Adam weight decay (L2) on every parameter (the tutorial: 1e-4)."""
+    reg_factors: float = 1e-4
+    """lambda_theta (the paper): per-triplet L2 of gamma_u, theta_u, gamma_i, gamma_j. The loss of a batch
+    is the mean over its triplets of -ln sigma(x_uij) + lambda / 2 * ||rows used||^2, so the value means
+    the same whatever the batch size (docs/training.md "Regularisation")."""
+    reg_bias: float = 1e-4
+    """lambda_beta (the paper): per-triplet L2 of the item biases beta_i, beta_j."""
+    reg_visual: float = 0.0
+    """lambda_E (the paper): L2 of the projection E and of the visual bias beta', once per triplet (the
+    paper and the tutorial leave them practically unregularised: the tutorial's weight decay of 1e-4 on a
+    loss summed over 42,000 triplets is ~2e-9 per triplet)."""
+    weight_decay: float = 0.0
+    """Adam weight decay on every parameter at every step (the tutorial's 1e-4 applied to a loss summed
+    over 42,000 triplets; on visrec's mean loss it was ~42,000x stronger). 0: the lambdas regularise.
+    Saved configs that set it keep working."""
     init_std: float = 0.01
     """Standard deviation of the normal initialisation of gamma, theta and E (biases start at 0)."""
 
@@ -46,10 +62,14 @@ class VBPRConfig(TrainConfig):
         check(self.visual_factors >= 1, "visual_factors must be >= 1")
         check(self.factors + self.visual_factors >= 1, "factors + visual_factors must be >= 1")
         check(self.init_std > 0, "init_std must be > 0")
+        check(
+            min(self.reg_factors, self.reg_bias, self.reg_visual) >= 0,
+            "reg_factors, reg_bias and reg_visual must be >= 0",
+        )
 
 
-class VBPRModule(nn.Module):
-    """Scoring maths of VBPR over a fixed (n_items, F) feature buffer."""
+class VBPRModule(Regularised, nn.Module):
+    """Scoring maths of VBPR over a fixed (n_items, F) feature buffer, and its per-triplet L2 terms."""
 
     dense_ratio: float = 128.0
     """Score a batch as one dense product of its distinct users x distinct items when that matrix has at
@@ -63,8 +83,10 @@ class VBPRModule(nn.Module):
         factors: int,
         visual_factors: int,
         init_std: float = 0.01,
+        lambdas: tuple[float, float, float] = (0.0, 0.0, 0.0),
     ):
         super().__init__()
+        self.lambdas = lambdas  # (theta, beta, E): training settings, not state
         self.register_buffer("features", torch.zeros(n_items, n_features))
         self.gamma_user = nn.Embedding(n_users, factors)
         self.gamma_item = nn.Embedding(n_items, factors)
@@ -116,6 +138,32 @@ class VBPRModule(nn.Module):
         ones = torch.ones(len(users), 1, dtype=table.dtype, device=table.device)
         return torch.cat([self.gamma_user(users), self.theta_user(users), ones], dim=1)
 
+    def penalty(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean over triplets of lambda_theta / 2 (|gamma_u|^2 + |theta_u|^2 + |gamma_i|^2 + |gamma_j|^2)
+        + lambda_beta / 2 (beta_i^2 + beta_j^2), plus lambda_E / 2 (|E|^2 + |beta'|^2) (He & McAuley
+        2016, the objective of eq. 4 and its SGD updates; several negatives: their mean)."""
+        lam_theta, lam_beta, lam_e = self.lambdas
+        users, pos, neg = batch["users"], batch["pos"], batch["neg"].reshape(len(batch["pos"]), -1)
+        factors = (
+            sq(self.gamma_user(users))
+            + sq(self.theta_user(users))
+            + sq(self.gamma_item(pos))
+            + sq(self.gamma_item(neg)).mean(1)
+        )
+        biases = self.beta_item[pos].pow(2) + self.beta_item[neg].pow(2).mean(1)
+        total = (lam_theta * factors + lam_beta * biases).mean()
+        if lam_e:
+            total = total + lam_e * (self.E.pow(2).sum() + self.beta_visual.pow(2).sum())
+        return 0.5 * total
+
+    def score_new(self, users: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Scores of new items from their features alone: theta_u . (E f) + beta' . f (gamma_i = 0 and
+        beta_i = 0 for an item never seen in training, as in the paper)."""
+        return (
+            self.theta_user(users) @ (features @ self.E.T).T
+            + (features @ self.beta_visual)[None, :]
+        )
+
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         proj, vbias = self.visual()  # once per call, for every item
         return (
@@ -126,8 +174,12 @@ class VBPRModule(nn.Module):
 
 
 @register("vbpr")
-class VBPR(DotProduct, GradientRecommender):
-    """VBPR: BPR-MF plus a visual preference theta_u . (E f_i) and a visual bias beta' . f_i."""
+class VBPR(ScoresNewItems, DotProduct, GradientRecommender):
+    """VBPR: BPR-MF plus a visual preference theta_u . (E f_i) and a visual bias beta' . f_i.
+
+    New items (never seen in training) are scored from their features with the visual terms alone; an item
+    of the vocabulary without train interactions keeps gamma_i = 0 and beta_i = 0, so ``score`` gives it
+    the same."""
 
     config_class = VBPRConfig
     conformance_config = {
@@ -138,6 +190,7 @@ class VBPR(DotProduct, GradientRecommender):
         "device": "cpu",
     }
     inputs = (FeatureInput("image", "pooled"),)
+    item_parameters = ("gamma_item.weight", "beta_item")
 
     def _dims(self, dataset: Dataset, features) -> dict:
         n_features = int(feature_shape(features)[-1])  # aligned once, in _attach
@@ -152,10 +205,18 @@ class VBPR(DotProduct, GradientRecommender):
             cfg.factors,
             cfg.visual_factors,
             cfg.init_std,
+            (cfg.reg_factors, cfg.reg_bias, cfg.reg_visual),
         )
 
     def _attach(self, module: nn.Module, dataset: Dataset, features) -> None:
         module.features.copy_(item_features(features, dataset.items)[0])
+
+    def _check_content(self, content) -> torch.Tensor:
+        return new_item_content(content, "pooled", (self.info["dims"]["n_features"],))
+
+    def _score_new_items(self, users: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        self.module.eval()
+        return self.module.score_new(users.to(self.device), content.to(self.device))
 
     @torch.no_grad()
     def dot_factors(self) -> tuple[torch.Tensor, torch.Tensor]:

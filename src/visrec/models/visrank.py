@@ -19,9 +19,9 @@ import torch
 from visrec.data.dataset import Dataset
 from visrec.devices import resolve_device
 from visrec.models.base import Recommender
-from visrec.models.capabilities import FeatureInput, ScoresProfiles
+from visrec.models.capabilities import FeatureInput, ScoresNewItems, ScoresProfiles
 from visrec.models.config import Config, check
-from visrec.models.features import item_features
+from visrec.models.features import item_features, new_item_content
 from visrec.models.registry import register
 
 AGGREGATIONS = ("maximum", "average", "average_top_k")
@@ -66,14 +66,18 @@ def profile_scores(
     aggregation: str,
     k: int = 3,
     block_elements: int = 1 << 24,
+    candidates: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Aggregated cosines of every item to each profile, shape (n_profiles, n_items).
+    """Aggregated cosines of every candidate to each profile, shape (n_profiles, n_candidates).
 
     ``unit``: (n_items, d) L2-normalised features; profile p is ``items[indptr[p]:indptr[p + 1]]`` (not
-    empty). Profiles are processed longest first in blocks of at most ``block_elements`` cosines.
+    empty). ``candidates``: L2-normalised features of the items to score (default: ``unit``, every item;
+    new items' features for cold-start items). Profiles are processed longest first in blocks of at most
+    ``block_elements`` cosines.
     """
+    candidates = unit if candidates is None else candidates
     lengths = np.diff(indptr)
-    n_items = unit.shape[0]
+    n_items = candidates.shape[0]
     out = torch.empty((len(lengths), n_items), dtype=unit.dtype, device=unit.device)
     order = np.argsort(-lengths, kind="stable")
     start = 0
@@ -84,7 +88,7 @@ def profile_scores(
         padded = _pad_block(indptr, items, rows, longest)
         step = max(1, block_elements // (n_rows * n_items))
         out[torch.as_tensor(rows, device=unit.device)] = _reduce_block(
-            unit, torch.as_tensor(padded, device=unit.device), aggregation, k, step
+            unit, torch.as_tensor(padded, device=unit.device), aggregation, k, step, candidates
         )
         start += n_rows
     return out
@@ -109,10 +113,15 @@ def _pad_block(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray, width: i
 
 
 def _reduce_block(
-    unit: torch.Tensor, padded: torch.Tensor, aggregation: str, k: int, step: int
+    unit: torch.Tensor,
+    padded: torch.Tensor,
+    aggregation: str,
+    k: int,
+    step: int,
+    candidates: torch.Tensor,
 ) -> torch.Tensor:
     """Stream over profile positions ``step`` at a time, keeping a running max / sum / top-k."""
-    n_rows, n_items = padded.shape[0], unit.shape[0]
+    n_rows, n_items = padded.shape[0], candidates.shape[0]
     counts = (padded >= 0).sum(dim=1, keepdim=True).to(unit.dtype)
     if aggregation == "maximum":
         state = torch.full((n_rows, n_items), -torch.inf, dtype=unit.dtype, device=unit.device)
@@ -123,7 +132,7 @@ def _reduce_block(
     for lo in range(0, padded.shape[1], step):
         idx = padded[:, lo : lo + step]
         valid = (idx >= 0).unsqueeze(-1)
-        sims = unit[idx.clamp(min=0)] @ unit.T  # (rows, step, n_items)
+        sims = unit[idx.clamp(min=0)] @ candidates.T  # (rows, step, n_items)
         if aggregation == "average":
             state = state + torch.where(valid, sims, 0.0).sum(dim=1)
             continue
@@ -142,8 +151,9 @@ def _reduce_block(
 
 
 @register("visrank")
-class VisRank(ScoresProfiles, Recommender):
-    """Ranks items by visual (cosine) similarity to the items the user consumed; cold-start capable."""
+class VisRank(ScoresNewItems, ScoresProfiles, Recommender):
+    """Ranks items by visual (cosine) similarity to the items the user consumed; cold-start capable
+    for new users (a profile) and new items (their features: the same cosines to the profile)."""
 
     config_class = VisRankConfig
     conformance_config = {"device": "cpu"}
@@ -158,7 +168,8 @@ class VisRank(ScoresProfiles, Recommender):
     def _fit(self, dataset: Dataset, features) -> None:
         array, _ = item_features(features, dataset.items)
         self.unit = normalize_rows(array).to(resolve_device(self.config.device))
-        self.indptr, self.items_flat = self._truncate(dataset.profile_indptr, dataset.profile_items)
+        history = dataset.history("test")  # everything before the test basket
+        self.indptr, self.items_flat = self._truncate(history.indptr, history.items)
         self.info["dims"] = {
             "n_users": dataset.n_users,
             "n_items": dataset.n_items,
@@ -182,16 +193,30 @@ class VisRank(ScoresProfiles, Recommender):
         )
         return self._aggregate(indptr, flat)
 
+    def _check_content(self, content) -> torch.Tensor:
+        return new_item_content(content, "pooled", (self.info["dims"]["n_features"],))
+
+    def _score_new_items(self, users: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        users = users.numpy()
+        indptr, flat = gather_segments(
+            self.items_flat, self.indptr[users], np.diff(self.indptr)[users]
+        )
+        return self._aggregate(indptr, flat, normalize_rows(content.to(self.unit.device)))
+
     def _score_profiles(self, profiles: list[np.ndarray]) -> torch.Tensor:
         if self.config.max_profile:
             profiles = [p[-self.config.max_profile :] for p in profiles]
         indptr = np.concatenate([[0], np.cumsum([len(p) for p in profiles])])
         return self._aggregate(indptr, np.concatenate(profiles))
 
-    def _aggregate(self, indptr: np.ndarray, items: np.ndarray) -> torch.Tensor:
-        """Scores of profiles with at least one item; empty ones get 0 here (masked by the caller)."""
+    def _aggregate(
+        self, indptr: np.ndarray, items: np.ndarray, candidates: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Scores of profiles with at least one item against every item (or ``candidates``: unit
+        vectors of new items); empty profiles get 0 here (masked by the caller)."""
         lengths = np.diff(indptr)
-        scores = torch.zeros((len(lengths), self.unit.shape[0]), device=self.unit.device)
+        n_candidates = self.unit.shape[0] if candidates is None else candidates.shape[0]
+        scores = torch.zeros((len(lengths), n_candidates), device=self.unit.device)
         nonempty = np.flatnonzero(lengths > 0)
         if len(nonempty):
             sub_indptr = np.concatenate([[0], np.cumsum(lengths[nonempty])])
@@ -202,6 +227,7 @@ class VisRank(ScoresProfiles, Recommender):
                 self.config.aggregation,
                 self.config.k,
                 self.config.block_elements,
+                candidates,
             )
         return scores
 

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from visrec.data.split import METHODS
-from visrec.distributed import torchrun
+from visrec.choices import DEFAULT_METRICS, EVAL_MODES, EVAL_SPLITS, METRICS
+from visrec.choices import SPLIT_METHODS as METHODS
 from visrec.errors import ConfigError
-from visrec.evaluation import kernels
-from visrec.evaluation.engine import MODES, SPLITS
-from visrec.evaluation.registry import DEFAULT_METRICS, REGISTRY
-from visrec.models import registry
-from visrec.models.capabilities import ScoresProfiles
-from visrec.runs.directory import DataSpec, data_spec
-from visrec.runs.evaluate import eval_paths, evaluate_run_modes
-from visrec.runs.train import train_run
+
+if TYPE_CHECKING:
+    from visrec.runs.directory import DataSpec
+
+# Heavy modules (torch, pandas, the runs package) are imported inside the command bodies, so that
+# `visrec train --help` and `visrec evaluate --help` answer without them (tests/test_cli_startup.py).
 
 
 def parse_sets(values: tuple[str, ...]) -> dict:
@@ -100,6 +99,8 @@ def make_data_spec(
     split_seed=0,
 ) -> DataSpec:
     """The :func:`~visrec.runs.data_spec` of the :func:`data_options` flags."""
+    from visrec.runs.directory import data_spec
+
     return data_spec(
         data_path,
         split=split_method,
@@ -150,6 +151,10 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
     config = read_config(config_file) | parse_sets(sets)
     data = make_data_spec(**data_kw)
     source = images or features
+    from visrec.distributed import torchrun
+    from visrec.runs.train import train_run
+    from visrec.training.trainer import format_epoch
+
     with torchrun(barrier_at_end=True) as ctx:
         model = train_run(
             model_name,
@@ -160,6 +165,7 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
             resume=resume,
             force=force,
             dist=ctx,
+            on_epoch=lambda row, epochs: click.echo(format_epoch(row, epochs)),
         )
     if not ctx.is_main:
         return
@@ -178,6 +184,9 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
 @click.argument("name", required=False)
 def models_cmd(name: str | None) -> None:
     """List the registered models, or show one model's options."""
+    from visrec.models import registry
+    from visrec.models.capabilities import ScoresProfiles
+
     names = [name] if name else registry.names()
     for model_name in names:
         cls = registry.get(model_name)
@@ -195,11 +204,11 @@ def models_cmd(name: str | None) -> None:
 
 @click.command("evaluate")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@click.option("--split", type=click.Choice(EVAL_SPLITS), default="test", show_default=True)
 @click.option(
     "--mode",
     "modes",
-    type=click.Choice(MODES),
+    type=click.Choice(EVAL_MODES),
     multiple=True,
     default=("full",),
     show_default=True,
@@ -210,7 +219,7 @@ def models_cmd(name: str | None) -> None:
 @click.option(
     "--metric",
     "metric_names",
-    type=click.Choice(list(REGISTRY)),
+    type=click.Choice(METRICS),
     multiple=True,
     help=f"Metrics to compute (repeat); default {', '.join(DEFAULT_METRICS)}.",
 )
@@ -244,6 +253,10 @@ def evaluate_cmd(
     run_dir, split, modes, metric_names, ks, item_features, negatives, block_size, seed, force
 ):
     """Evaluate the run in RUN_DIR; write RUN_DIR/eval/<split>-<mode>.json (means) and .csv (per user)."""
+    from visrec.distributed import torchrun
+    from visrec.evaluation import kernels
+    from visrec.runs.evaluate import eval_paths, evaluate_run_modes
+
     kernels.prefetch()  # numba's import and the kernel's load overlap loading the run and scoring
     options = {}
     if metric_names:

@@ -17,9 +17,10 @@ import numpy as np
 from visrec.distributed import DistContext
 from visrec.errors import ConfigError, VisrecError
 from visrec.evaluation.distributed import evaluate_sharded_modes
-from visrec.evaluation.engine import MODES, SPLITS, evaluate_modes, mode_tuple
+from visrec.evaluation.engine import COLD_MODES, MODES, SPLITS, evaluate_modes, mode_tuple
 from visrec.evaluation.results import EvalResult
 from visrec.features.store import FeatureStore
+from visrec.models.capabilities import NewItemsUnsupported, scores_new_items
 from visrec.runs.directory import Run, load_run
 
 log = logging.getLogger(__name__)
@@ -131,14 +132,30 @@ def item_feature_rows(path: str | Path, dataset) -> np.ndarray:
     return rows.reshape(len(rows), rows.shape[1], -1).mean(axis=2) if rows.ndim > 2 else rows
 
 
+def check_scores_new_items(run: Run, modes) -> None:
+    """Refuse the cold-item modes for a model that cannot score new items (BPR, Pop, Random): its
+    number there would be meaningless (constant scores give AUC 0.5 by the tie rule), so it is reported
+    as unable, never with a number."""
+    cold = [mode for mode in modes if mode in COLD_MODES]
+    # on a warm split the engine's own error (cold modes need a cold-item split) comes first
+    if cold and run.dataset.split.is_cold and not scores_new_items(run.model):
+        raise NewItemsUnsupported(
+            f"{run.model.name} cannot score new items (it has no content to score them from): "
+            f"no {'/'.join(cold)} evaluation for it (report it as n/a)"
+        )
+
+
 def _compute(run_dir, split, modes, n_negatives, run, dist, paths, kwargs) -> dict[str, EvalResult]:
     if run is None:
         run = load_run(run_dir)
+    check_scores_new_items(run, modes)
     if isinstance(kwargs.get("item_features"), str | Path):  # a feature store, for diversity@k
         kwargs = kwargs | {"item_features": item_feature_rows(kwargs["item_features"], run.dataset)}
+    # profile-based models score each user from the split's history (Dataset.history)
+    scorer = run.model.scorer(run.dataset, split)
     if dist is not None and dist.active:  # under torchrun: user shards, merged on every rank
         results = evaluate_sharded_modes(
-            run.model.score,
+            scorer,
             run.dataset,
             split,
             dist,
@@ -148,7 +165,7 @@ def _compute(run_dir, split, modes, n_negatives, run, dist, paths, kwargs) -> di
         )
     else:
         results = evaluate_modes(
-            run.model.score,
+            scorer,
             run.dataset,
             split=split,
             modes=modes,

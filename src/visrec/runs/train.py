@@ -10,7 +10,8 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from visrec import __version__
@@ -103,12 +104,14 @@ def train_run(
     resume: bool = False,
     force: bool = False,
     dist: DistContext | None = None,
+    on_epoch: Callable[[dict, int], None] | None = None,
 ) -> Recommender:
     """Train ``model_name`` on ``data`` into the run directory ``out`` (see module docstring).
 
     ``features``: the feature store (or image folder) path, or a mapping input name -> path.
     ``dist`` (from :func:`visrec.distributed.torchrun`): every rank trains its DDP replica on its own
-    share of triplets; rank 0 alone writes files.
+    share of triplets; rank 0 alone writes files. ``on_epoch`` (gradient models, rank 0) receives each
+    epoch's log row (as written to train_log.jsonl) and the maximum epochs.
     """
     out = Path(out)
     cls = get(model_name)
@@ -154,11 +157,11 @@ def train_run(
     began = time.perf_counter()
     options = None
     if isinstance(model, TrainsByGradient):
-        options = TrainOptions(run_dir=work, resume=resume)
+        options = TrainOptions(run_dir=work, resume=resume, on_epoch=on_epoch)
         if dist is not None and dist.active:
             if model.config.device == "auto":
                 model.to(local_device())
-            options = TrainOptions(run_dir=work, resume=resume, dist=dist)
+            options = replace(options, dist=dist)
             meta["world_size"] = dist.world_size
     try:
         fit_model(model, dataset, feats, options)

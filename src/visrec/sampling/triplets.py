@@ -3,7 +3,9 @@
 A sample is a dict of numpy arrays: ``users`` (N,), ``pos`` (N,), ``neg`` (N, K) and, in profile mode,
 ``profile`` (N, L) with -1 padding on the left (most recent item last). Positives come only from the train
 matrix, so no validation or test item is ever a positive; negatives are never in the user's train positives.
-(Held-out items may be drawn as negatives: excluding them would leak the test set into training.)
+(Held-out items may be drawn as negatives: excluding them would leak the test set into training. The
+exception is a cold-item split's new items: they do not exist at training time, so they are never drawn
+at all, and a model learns nothing about an item from the fact that nobody interacted with it.)
 """
 
 from __future__ import annotations
@@ -57,14 +59,24 @@ def _membership(keys: np.ndarray, n_users: int, n_items: int):
     return member
 
 
+def new_items(dataset: Dataset) -> np.ndarray | None:
+    """Item indices that do not exist at training time: a cold-item split's test and validation cold
+    items (None for the other splits)."""
+    if not dataset.split.is_cold:
+        return None
+    return np.union1d(dataset.cold_items("test"), dataset.cold_items("validation"))
+
+
 def sample_negatives(
     train: sp.csr_matrix,
     users: np.ndarray,
     k: int,
     rng: np.random.Generator,
     keys: np.ndarray | None = None,
+    never: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(len(users), k) uniform items that each user has not consumed in train (rejection sampling)."""
+    """(len(users), k) uniform items that each user has not consumed in train (rejection sampling),
+    never one of the items ``never`` (a cold split's new items)."""
     n_items = train.shape[1]
     counts = np.diff(train.indptr)
     if (counts >= n_items).any():  # checked per sampled user only when some user is full
@@ -75,6 +87,14 @@ def sample_negatives(
             )
     keys = consumed_keys(train) if keys is None else keys
     member = _membership(keys, train.shape[0], n_items)
+    if never is not None and len(never):
+        blocked = np.zeros(n_items, dtype=bool)
+        blocked[never] = True
+        consumed = member
+
+        def member(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+            return blocked[items] | consumed(users, items)
+
     rows = users if k == 1 else np.repeat(users, k)
     neg = rng.integers(0, n_items, len(rows))
     bad = np.flatnonzero(member(rows, neg))
@@ -102,7 +122,7 @@ def uniform_triplets(
     pick = entries[rng.integers(0, len(entries), n)]
     users = _row_of(train.indptr)[pick]
     pos = train.indices[pick].astype(np.int64)
-    neg = sample_negatives(train, users, n_negatives, rng)
+    neg = sample_negatives(train, users, n_negatives, rng, never=new_items(dataset))
     return {"users": users, "pos": pos, "neg": neg}
 
 
@@ -139,7 +159,7 @@ def profile_triplets(
         "users": users,
         "profile": profile_windows(dataset, positions, users, max_profile),
         "pos": dataset.profile_items[positions].astype(np.int64),
-        "neg": sample_negatives(dataset.train, users, n_negatives, rng),
+        "neg": sample_negatives(dataset.train, users, n_negatives, rng, never=new_items(dataset)),
     }
 
 

@@ -8,10 +8,17 @@ from pathlib import Path
 
 import click
 
+from visrec.choices import INDEX_KINDS
 from visrec.errors import ConfigError, DataError
-from visrec.models.capabilities import ScoresProfiles
-from visrec.serving.index import build_index, index_option
-from visrec.serving.topk import recommend_profile, recommend_users, similar_items
+
+# Heavy modules are imported inside the command bodies, so `--help` needs no torch (test_cli_startup).
+
+
+def index_option(help: str):
+    """The ``--index exact|faiss`` option of ``visrec recommend`` and ``visrec serve``."""
+    return click.option(
+        "--index", type=click.Choice(INDEX_KINDS), default="exact", show_default=True, help=help
+    )
 
 
 def _image_paths(run) -> dict:
@@ -46,12 +53,46 @@ def _print(rows: list[dict], as_json: bool, header: str) -> None:
 @click.option("--include-consumed", is_flag=True, help="Do not exclude the user's consumed items.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @index_option("faiss: an inner-product index (dot-product models; extra visrec[faiss]).")
-def recommend_cmd(run_dir, user_id, item_ids, k, include_consumed, as_json, index):
-    """Top-k recommendations of a trained run for a user (--user) or a new profile (--items)."""
+@click.option(
+    "--new-items",
+    "new_items",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Items never seen in training (an image folder or a feature store): print each one's top-k "
+    "users, or with --user where they land in that user's list.",
+)
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="--new-items: the weights file the run's features were extracted with (when not imagenet).",
+)
+@click.option(
+    "--device", default=None, help="--new-items: where the backbone runs [default: auto]."
+)
+def recommend_cmd(
+    run_dir, user_id, item_ids, k, include_consumed, as_json, index, new_items, weights, device
+):
+    """Top-k recommendations of a trained run for a user (--user) or a new profile (--items); or, with
+    --new-items, who should see items the run never saw (no re-training)."""
     from visrec.runs import load_run
 
+    if new_items is not None:
+        if item_ids is not None:
+            raise click.UsageError("--new-items takes --user ID or nothing, not --items")
+        from visrec.serving.new_items_cli import recommend_new_items
+
+        run = load_run(run_dir)
+        recommend_new_items(
+            run, new_items, user_id=user_id, k=k, as_json=as_json, weights=weights, device=device
+        )
+        return
     if (user_id is None) == (item_ids is None):
         raise click.UsageError("give exactly one of --user ID or --items ID,ID,...")
+    from visrec.models.capabilities import ScoresProfiles
+    from visrec.serving.index import build_index
+    from visrec.serving.topk import recommend_profile, recommend_users
+
     run = load_run(run_dir)
     model = run.model
     indexed = build_index(model, index)
@@ -86,6 +127,7 @@ def recommend_cmd(run_dir, user_id, item_ids, k, include_consumed, as_json, inde
 def similar_cmd(store_path, item_id, k, as_json):
     """The k items whose features are most cosine-similar to --item (VisRank-style)."""
     from visrec.features import FeatureStore
+    from visrec.serving.topk import similar_items
 
     store = FeatureStore.open(store_path)
     rec = similar_items(store.array, store.vocab.index(item_id), k)

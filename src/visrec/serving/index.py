@@ -23,16 +23,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import click
 import numpy as np
 
+from visrec.choices import INDEX_KINDS
 from visrec.errors import ConfigError
 from visrec.models.base import Recommender
 from visrec.models.capabilities import DotProduct, DotProductProfiles
 from visrec.serving.topk import Recommendation
 
 log = logging.getLogger(__name__)
-INDEXES = ("exact", "faiss")
+INDEXES = INDEX_KINDS
 
 
 def import_faiss():
@@ -170,10 +170,3 @@ def build_index(
         log.warning("%s is not a dot-product model: exact scoring", model.name)
         return None
     return IndexedModel(model, params)
-
-
-def index_option(help: str):
-    """The ``--index exact|faiss`` option of ``visrec recommend`` and ``visrec serve``."""
-    return click.option(
-        "--index", type=click.Choice(INDEXES), default="exact", show_default=True, help=help
-    )

@@ -7,6 +7,10 @@ may call it with other options::
 
     check_recommender(lambda: create("mymodel", {"epochs": 2}), demo_dataset, features)
 
+With ``cold_dataset`` (the same data under a cold-item split) it also checks that training never reads a
+cold item's interactions and, for :class:`ScoresNewItems` models, that ``score`` gives the cold items of
+the vocabulary exactly what ``score_new_items`` gives their content (no learned per-item state).
+
 Each check raises AssertionError with a message naming the model and the property that failed.
 """
 
@@ -14,15 +18,23 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from visrec.data.dataset import Dataset
 from visrec.features.pixel_cache import open_pixels
 from visrec.models import create, get
 from visrec.models.base import Recommender
-from visrec.models.capabilities import DotProduct, ScoresProfiles, TrainsByGradient
+from visrec.models.capabilities import (
+    DotProduct,
+    ScoresNewItems,
+    ScoresProfiles,
+    TrainsByGradient,
+)
+from visrec.models.features import content_of
 from visrec.training import fit_model
 
 
@@ -33,6 +45,7 @@ def check_recommender(
     *,
     n_users: int = 12,
     atol: float = 1e-5,
+    cold_dataset: Dataset | None = None,
 ) -> Recommender:
     """Run every conformance check; returns the fitted model of the first fit."""
     check_default_config(type(factory()))
@@ -45,8 +58,12 @@ def check_recommender(
         check_profiles(model, dataset)
     if isinstance(model, DotProduct):
         check_dot_factors(model, users, scores, atol)
+    if isinstance(model, ScoresNewItems):
+        check_new_items(model, dataset, features, users)
     check_gradients(factory, dataset, features)
     check_deterministic(factory, dataset, features, users, scores, atol)
+    if cold_dataset is not None:
+        check_cold_items(factory, cold_dataset, features)
     return model
 
 
@@ -104,6 +121,57 @@ def check_dot_factors(model: Recommender, users, scores, atol) -> None:
     )
 
 
+def _source(model: Recommender, features):
+    return model._feature_source(features)
+
+
+def _changed(content: np.ndarray) -> np.ndarray:
+    """Other content for the same items: inverted pixels, or features shifted and rescaled."""
+    if content.dtype == np.uint8:
+        return 255 - content
+    return np.flip(content, axis=0).copy() * 1.5 + 0.25
+
+
+def check_new_items(model: Recommender, dataset: Dataset, features, users: np.ndarray) -> None:
+    """Scores of unseen items (given as content) are finite, shaped (users, new items), and change when
+    the content changes."""
+    rows = np.arange(min(5, dataset.n_items))
+    content = content_of(_source(model, features), dataset.items, rows)
+    scores = model.score_new_items(users, content)
+    assert scores.shape == (len(users), len(rows)), (
+        f"{model.name}: score_new_items shape {tuple(scores.shape)}"
+    )
+    assert torch.isfinite(scores).all(), f"{model.name}: non-finite scores of new items"
+    other = model.score_new_items(users, _changed(content))
+    assert not torch.allclose(other, scores, atol=1e-6), (
+        f"{model.name}: scores of new items do not depend on their content"
+    )
+
+
+def check_cold_items(factory, cold: Dataset, features) -> None:
+    """On a cold-item split: training reads no cold item's interactions (the same fit without the test
+    targets gives the same scores), and a capable model's scores of the cold items of its vocabulary
+    are those of :meth:`score_new_items` on their content (their learned per-item state is neutral)."""
+    cold_items = cold.cold_items("test")
+    assert len(cold_items) and cold.train[:, cold_items].nnz == 0, "not a cold-item split"
+    model = fit_model(factory(), cold, features)
+    users = np.arange(min(8, cold.n_users))
+    scores = model.score(users)
+    blind = replace(cold, test=sp.csr_matrix(cold.test.shape, dtype=np.float32))
+    again = fit_model(factory(), blind, features).score(users)
+    assert torch.allclose(again, scores, atol=1e-5), (
+        f"{model.name}: training read the held-out interactions of cold items"
+    )
+    if not isinstance(model, ScoresNewItems):
+        return
+    content = content_of(_source(model, features), cold.items, cold_items)
+    new = model.score_new_items(users, content)
+    assert torch.allclose(new, scores[:, np.array(cold_items)], atol=1e-4, rtol=1e-4), (
+        f"{model.name}: score() of cold items differs from score_new_items() of their content "
+        "(the model learned something about items without interactions)"
+    )
+
+
 def check_gradients(factory, dataset: Dataset, features) -> None:
     """One training batch gives every trainable parameter a gradient (gradient models only)."""
     model = factory()
@@ -156,8 +224,16 @@ def conformance_inputs(
     return sources
 
 
-def check_registered(name: str, dataset: Dataset, images_dir, cache_dir) -> Recommender:
-    """:func:`check_recommender` for a registered model, with its ``conformance_config``."""
+def check_registered(
+    name: str, dataset: Dataset, images_dir, cache_dir, cold_dataset: Dataset | None = None
+) -> Recommender:
+    """:func:`check_recommender` for a registered model, with its ``conformance_config`` (and the cold
+    checks when ``cold_dataset``, a cold-item split of the same items, is given)."""
     cls = get(name)
     features = conformance_inputs(name, dataset, images_dir, cache_dir)
-    return check_recommender(lambda: create(name, cls.conformance_config), dataset, features)
+    return check_recommender(
+        lambda: create(name, cls.conformance_config),
+        dataset,
+        features,
+        cold_dataset=cold_dataset,
+    )

@@ -36,7 +36,7 @@ from visrec.distributed import DistContext
 from visrec.errors import ConfigError, DataError, VisrecError
 from visrec.evaluation import validation_score
 from visrec.models.base import Recommender
-from visrec.models.capabilities import TrainOptions, TrainsByGradient
+from visrec.models.capabilities import Regularised, TrainOptions, TrainsByGradient
 from visrec.training.losses import bce_loss, bpr_loss, warp_loss
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,15 @@ LOG_FILE = "train_log.jsonl"
 
 class TrainingError(VisrecError):
     """Training cannot go on (non-finite loss, incompatible checkpoint)."""
+
+
+def format_epoch(row: dict, epochs: int | None = None) -> str:
+    """One human line for a row of train_log.jsonl: loss, validation metric, time, triplets/s."""
+    head = f"epoch {row['epoch']}" + (f"/{epochs}" if epochs else "")
+    parts = [f"{head:<11}", f"loss {row['loss']:.4f}"]
+    parts += [f"{k[4:]} {v:.4f}" for k, v in row.items() if k.startswith("val_")]
+    parts += [f"{row['seconds']:.1f} s", f"{row['triplets_per_s']:,.0f} triplets/s"]
+    return "  ".join(parts)
 
 
 def epoch_rng(seed: int, epoch: int, rank: int = 0) -> np.random.Generator:
@@ -68,6 +77,7 @@ class Trainer:
         resume: bool = False,
         dist: DistContext | None = None,
         on_batch: Callable[[int, int], None] | None = None,
+        on_epoch: Callable[[dict, int], None] | None = None,
     ):
         self.model, self.dataset = model, dataset
         self.cfg = model.config
@@ -75,6 +85,7 @@ class Trainer:
         self.resume = resume
         self.dist = dist or DistContext()
         self.on_batch = on_batch
+        self.on_epoch = on_epoch if self.dist.is_main else None
         self.device = model.device
         self.history: list[dict] = []
         self.best: dict = {"epoch": 0, "value": -float("inf")}
@@ -107,6 +118,11 @@ class Trainer:
         """One optimisation step on a batch (under DDP, gradients are averaged over ranks); a
         non-finite loss raises before the update."""
         loss = self._loss(*self.net(batch))
+        module = self.model.module
+        if isinstance(
+            module, Regularised
+        ):  # the paper's per-triplet L2 of the rows this batch used
+            loss = loss + module.penalty(batch)
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss ({loss.item()}) at {where or 'this step'}")
         return self._update(loss)
@@ -137,6 +153,8 @@ class Trainer:
             self.history.append(row)
             log.info(json.dumps(row))
             self._checkpoint(epoch, module)
+            if self.on_epoch is not None:
+                self.on_epoch(row, self.cfg.epochs)
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
         self.model.info["training"] = {
@@ -184,6 +202,8 @@ class Trainer:
                 batches += 1
                 if len(window) == self.FINITE_CHECK_EVERY or lo + cfg.batch_size >= n:
                     self._check_finite(window, epoch, batch_no)
+                if not bar.disable and batches % 10 == 1:  # a host sync only with a progress bar
+                    bar.set_postfix(loss=f"{float(total) / batches:.4f}", refresh=False)
                 if self.on_batch is not None:
                     self.on_batch(epoch, batch_no)
         seconds = time.perf_counter() - began
@@ -220,7 +240,8 @@ class Trainer:
 
     def _validate(self) -> float:
         self.model.module.eval()
-        return float(validation_score(self.model.score, self.dataset, metric=self.cfg.val_metric))
+        scorer = self.model.scorer(self.dataset, "validation")  # profiles: train items only
+        return float(validation_score(scorer, self.dataset, metric=self.cfg.val_metric))
 
     def _track(self, epoch: int, value: float, module: torch.nn.Module) -> None:
         if value > self.best["value"]:
@@ -286,6 +307,7 @@ def train_module(model: TrainsByGradient, dataset: Dataset, options: TrainOption
         resume=options.resume,
         dist=options.dist,
         on_batch=options.on_batch,
+        on_epoch=options.on_epoch,
     ).fit()
 
 

@@ -23,6 +23,8 @@ from pydantic import BaseModel, Field
 from visrec.errors import ConfigError, DataError
 from visrec.models.capabilities import ScoresProfiles
 from visrec.serving import recommend_profile
+from visrec.viewer import new_items
+from visrec.viewer.docs import add_offline_docs
 from visrec.viewer.state import ViewerState
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,12 @@ class ProfileRequest(BaseModel):
 
 def create_app(state: ViewerState) -> FastAPI:
     app = FastAPI(
-        title="visrec viewer", description="Recommendations, similar items and attention."
+        title="visrec viewer",
+        description="Recommendations, similar items and attention.",
+        docs_url=None,
+        redoc_url=None,
     )
+    add_offline_docs(app)
     app.state.viewer = state
     _errors(app)
 
@@ -100,6 +106,8 @@ def create_app(state: ViewerState) -> FastAPI:
         return Response(png, media_type="image/png")
 
     _pages(app, state)
+    if state.new_items is not None:
+        new_items.add_routes(app, state, TEMPLATES, K)
     return app
 
 

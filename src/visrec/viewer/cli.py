@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from visrec.serving.index import index_option
+from visrec.serving.cli import index_option
 
 
 @click.command("serve")
@@ -33,13 +33,19 @@ from visrec.serving.index import index_option
     help="Thumbnail cache folder [default: beside the image folder].",
 )
 @index_option("faiss: serve dot-product runs through an inner-product index (extra visrec[faiss]).")
-def serve_cmd(run_dirs, images, host, port, thumbs, index):
+@click.option(
+    "--new-items",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Items never seen in training (image folder or feature store): pages /new-items/ID.",
+)
+def serve_cmd(run_dirs, images, host, port, thumbs, index, new_items):
     """Serve a web viewer of one or more trained runs."""
     import uvicorn
 
     from visrec.viewer.app import create_app
     from visrec.viewer.state import ViewerState
 
-    state = ViewerState.open(list(run_dirs), images, thumbs, index=index)
+    state = ViewerState.open(list(run_dirs), images, thumbs, index=index, new_items=new_items)
     click.echo(f"visrec viewer on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(create_app(state), host=host, port=port, log_level="warning")

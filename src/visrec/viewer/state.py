@@ -21,6 +21,7 @@ from visrec.models.capabilities import Explains
 from visrec.runs import Run, load_run
 from visrec.serving import recommend_users, similar_items
 from visrec.serving.index import build_index
+from visrec.viewer.new_items import NewItemsView
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class ViewerState:
     _vectors: np.ndarray | None = None
     indexed: dict = field(default_factory=dict)
     """Run number -> :class:`~visrec.serving.index.IndexedModel` (``--index faiss``)."""
+    new_items: NewItemsView | None = None
+    """Items never seen in training (``--new-items``), served per run (viewer/new_items.py)."""
 
     @classmethod
     def open(
@@ -42,6 +45,7 @@ class ViewerState:
         images_dir: str | Path,
         thumbs_dir: str | Path | None = None,
         index: str = "exact",
+        new_items: str | Path | None = None,
     ) -> ViewerState:
         if not run_dirs:
             raise DataError("give at least one run directory")
@@ -49,7 +53,10 @@ class ViewerState:
         images_dir = Path(images_dir).resolve()
         image_paths = _served_images(images_dir, runs)
         thumbs = Path(thumbs_dir) if thumbs_dir else images_dir.parent / ".visrec-thumbs"
-        return cls(runs, images_dir, thumbs, image_paths, indexed=_indexes(runs, index))
+        view = NewItemsView(new_items, thumbs)
+        return cls(
+            runs, images_dir, thumbs, image_paths, indexed=_indexes(runs, index), new_items=view
+        )
 
     @property
     def dataset(self):
@@ -86,7 +93,12 @@ class ViewerState:
         run = self.run(run_no)
         if run.dataset.test[user_idx].nnz == 0:
             return {}
-        res = evaluate(run.model.score, run.dataset, split="test", users=np.array([user_idx]))
+        res = evaluate(
+            run.model.scorer(run.dataset, "test"),
+            run.dataset,
+            split="test",
+            users=np.array([user_idx]),
+        )
         return {k: float(v) for k, v in res.means.items()}
 
     def attention(self, run_no: int, user_idx: int) -> dict | None:

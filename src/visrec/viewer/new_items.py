@@ -1,0 +1,110 @@
+"""New items in the viewer (``visrec serve RUN... --images DIR --new-items IMAGES_OR_STORE``).
+
+Pages: ``/new-items/{id}?run=&k=`` (the new item's image and the users who would rank it highest, each
+with their latest consumed items). API: ``/api/new-items?run=`` (the new items and what was skipped),
+``/api/new-items/{id}/audience?run=&k=``. New items are loaded once per run, the run's way
+(:func:`visrec.serving.new_content.load_new_items`: features extracted with the run's backbone settings,
+or pixels); their images are served only from the new-items folder, by id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from visrec._io import atomic_path
+from visrec.data.images import inside, load_rgb, scan_image_folder
+from visrec.errors import ConfigError
+from visrec.serving.new_content import NewItems, load_new_items
+from visrec.serving.new_items import new_item_audience
+
+LATEST = 6
+"""Latest consumed items shown per user on the audience page."""
+
+
+class NewItemsView:
+    """The new items of a viewer: loaded lazily per run, cached; images served by id."""
+
+    def __init__(self, source: str | Path | None, thumbs_dir: Path):
+        self.source = Path(source).resolve() if source else None
+        self.thumbs_dir = thumbs_dir
+        self.folder = self.source if self.source and self.source.is_dir() else None
+        images = scan_image_folder(self.folder).images if self.folder else {}
+        self.image_paths = {i: p.resolve() for i, p in images.items()}
+        self._loaded: dict[int, NewItems] = {}
+
+    def items(self, state, run_no: int) -> NewItems:
+        if self.source is None:
+            raise ConfigError("no new items: start the viewer with --new-items IMAGES_OR_STORE")
+        if run_no not in self._loaded:
+            self._loaded[run_no] = load_new_items(state.run(run_no), self.source)
+        return self._loaded[run_no]
+
+    def audience(self, state, run_no: int, item_id: str, k: int) -> list[dict]:
+        items = self.items(state, run_no)
+        if item_id not in items.ids:
+            raise KeyError(f"unknown new item {item_id!r}")
+        j = items.ids.index(item_id)
+        one = NewItems([item_id], items.content[j : j + 1], items.kind)
+        run = state.run(run_no)
+        return new_item_audience(run, one, k)[0].to_rows(run.model.users.ids)
+
+    def thumbnail(self, item_id: str, size: int) -> Path:
+        source = self.image_paths.get(item_id)
+        if source is None or self.folder is None or not inside(source, self.folder):
+            raise KeyError(f"no image for new item {item_id!r}")
+        digest = hashlib.sha1(f"{source}:{source.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+        out = self.thumbs_dir / "new" / str(size) / f"{digest}.jpg"
+        if not out.is_file():
+            img = load_rgb(source, max_side=size * 2)
+            img.thumbnail((size, size))
+            with atomic_path(out) as tmp:
+                img.save(tmp, format="JPEG", quality=85)
+        return out
+
+
+def _skipped(items: NewItems) -> list[dict]:
+    return [{"file": Path(p["path"]).name, "reason": p["reason"]} for p in items.problems]
+
+
+def add_routes(app: FastAPI, state, templates, k_query) -> None:
+    """The new-item page and API of the viewer (``state.new_items``: a :class:`NewItemsView`)."""
+    view: NewItemsView = state.new_items
+
+    @app.get("/api/new-items")
+    def api_new_items(run: int = Query(0, ge=0)) -> dict:
+        items = view.items(state, run)
+        return {
+            "model": state.run(run).meta["model"],
+            "items": items.ids,
+            "skipped": _skipped(items),
+        }
+
+    @app.get("/api/new-items/{item_id}/audience")
+    def api_audience(item_id: str, k: int = k_query, run: int = Query(0, ge=0)) -> dict:
+        users = view.audience(state, run, item_id, k)
+        return {"item_id": item_id, "model": state.run(run).meta["model"], "users": users}
+
+    @app.get("/new-thumbs/{item_id}")
+    def new_thumb(item_id: str, size: int = Query(160, ge=16, le=1024)) -> FileResponse:
+        return FileResponse(view.thumbnail(item_id, size), media_type="image/jpeg")
+
+    @app.get("/new-items/{item_id}", response_class=HTMLResponse)
+    def new_item_page(request: Request, item_id: str, k: int = k_query, run: int = Query(0, ge=0)):
+        users = view.audience(state, run, item_id, k)
+        ds = state.dataset
+        for row in users:
+            profile = ds.profile(ds.users.index(row["user_id"]))
+            row["latest"] = ds.items.ids_of(profile[-LATEST:][::-1]).tolist()
+        context = {
+            "item_id": item_id,
+            "run": run,
+            "k": k,
+            "model": state.run(run).meta["model"],
+            "users": users,
+            "has_image": item_id in view.image_paths,
+        }
+        return templates.TemplateResponse(request, "new_item.html", context)

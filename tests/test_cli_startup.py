@@ -1,0 +1,100 @@
+"""`visrec --help` and every subcommand's `--help` import no numpy, torch, pandas, PIL, ..."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from visrec.cli import COMMANDS
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+HEAVY = ("torch", "numpy", "pandas", "scipy", "PIL", "fastapi", "matplotlib")
+PROBE = """
+import json, runpy, sys
+sys.argv = ["visrec", *json.loads(sys.argv[1])]
+try:
+    runpy.run_module("visrec", run_name="__main__")
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def heavy_modules_after(args: list[str]) -> list[str]:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    probe = PROBE.format(heavy=repr(HEAVY))
+    done = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert "Usage: visrec" in done.stdout, done.stderr
+    return json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_top_level_help_imports_no_heavy_module():
+    assert heavy_modules_after(["--help"]) == []
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_subcommand_help_imports_no_heavy_module(command):
+    assert heavy_modules_after([command, "--help"]) == []
+
+
+def test_data_subcommand_help_imports_no_heavy_module():
+    for sub in ("demo", "stats", "fetch", "check"):
+        assert heavy_modules_after(["data", sub, "--help"]) == []
+
+
+def test_lazy_package_exports_still_resolve():
+    import visrec.data
+    import visrec.evaluation
+
+    assert visrec.data.Dataset.__name__ == "Dataset"
+    assert "open_dataset" in dir(visrec.data)
+    from visrec.evaluation.engine import MODES
+
+    assert visrec.evaluation.MODES is MODES
+    with pytest.raises(AttributeError):
+        _ = visrec.data.no_such_name
+
+
+def test_static_short_help_matches_each_command():
+    import click
+
+    from visrec.cli import SHORT_HELP_LIMIT, cli
+
+    ctx = click.Context(cli)
+    for name, (_, _, short) in COMMANDS.items():
+        command = cli.get_command(ctx, name)
+        assert command.get_short_help_str(limit=SHORT_HELP_LIMIT) == short, name
+
+
+def test_static_choice_lists_match_the_modules_that_implement_them():
+    from visrec import choices
+    from visrec.data.split import METHODS
+    from visrec.evaluation.engine import MODES, SPLITS
+    from visrec.evaluation.registry import DEFAULT_METRICS, REGISTRY
+    from visrec.serving.index import INDEXES
+
+    assert tuple(REGISTRY)[: len(choices.METRICS)] == choices.METRICS  # built-ins come first
+    assert choices.DEFAULT_METRICS == DEFAULT_METRICS
+    assert (choices.EVAL_MODES, choices.EVAL_SPLITS) == (MODES, SPLITS)
+    assert choices.SPLIT_METHODS == METHODS
+    assert choices.INDEX_KINDS == INDEXES
+
+
+def test_data_group_lists_its_attached_subcommands():
+    import click
+
+    from visrec.cli import SUBCOMMANDS, cli
+
+    group = cli.get_command(click.Context(cli), "data")
+    assert {sub for (name, sub) in SUBCOMMANDS if name == "data"} <= set(group.commands)
