@@ -21,7 +21,7 @@ def pop_run(demo_dir, tmp_path_factory):
 def _user_with_hit(model, ds, k):
     """A user whose top-k (consumed kept) holds both a held-out hit and a consumed item."""
     for u in range(ds.n_users):
-        marks = user_sections(model, ds, u, k)[1].marks
+        marks = user_sections(model, ds, u, k, exclude_consumed=False)[1].marks
         if "hit" in marks and "consumed" in marks:
             return u
     pytest.skip("no demo user with both a hit and a consumed item in the top-k")
@@ -30,16 +30,20 @@ def _user_with_hit(model, ds, k):
 def test_sections_mark_hits_and_consumed(demo_dataset):
     model = create("pop").fit(demo_dataset)
     u = _user_with_hit(model, demo_dataset, 20)
-    profile, top, truth = user_sections(model, demo_dataset, u, 20, last=5)
+    profile, top, truth = user_sections(model, demo_dataset, u, 20, last=5, exclude_consumed=False)
     ids = demo_dataset.items
-    assert profile.item_ids == ids.ids_of(demo_dataset.profile(u)[-5:]).tolist()
+    # the whole profile: train, then validation and test baskets
+    history = demo_dataset.consumed_history(u)
+    assert profile.item_ids == ids.ids_of(history[-5:]).tolist()
+    assert set(ids.ids_of(demo_dataset.test[u].indices)) <= set(profile.item_ids)
     assert set(truth.item_ids) == set(ids.ids_of(demo_dataset.test[u].indices))
-    consumed = set(ids.ids_of(demo_dataset.train[u].indices))
+    consumed = set(ids.ids_of(demo_dataset.consumed[u].indices))
     for item, mark in zip(top.item_ids, top.marks, strict=True):
         expect = "hit" if item in truth.item_ids else "consumed" if item in consumed else None
         assert mark == expect
-    excluded = user_sections(model, demo_dataset, u, 20, exclude_consumed=True)[1]
-    assert "consumed" not in excluded.marks and len(excluded.item_ids) == 20
+    excluded = user_sections(model, demo_dataset, u, 20)[1]  # the default
+    assert set(excluded.marks) == {None} and len(excluded.item_ids) == 20
+    assert not set(excluded.item_ids) & consumed
 
 
 def test_grid_png_size_and_frame_colours(pop_run, demo_dataset, demo_dir, tmp_path):
@@ -48,16 +52,17 @@ def test_grid_png_size_and_frame_colours(pop_run, demo_dataset, demo_dir, tmp_pa
     user = demo_dataset.users.id(u)
     out = tmp_path / "sheet.png"
     args = ["grid", str(pop_run), "--user", user, "-k", "12", "--last", "7", "-o", str(out)]
+    args.append("--show-consumed")
     assert (
         main(args + ["--thumb", "40", "--columns", "5", "--images", str(demo_dir / "images")]) == 0
     )
     img = Image.open(out).convert("RGB")
     # geometry: pad 8, frame 4, label 14, title 22; cells 40+8+8 wide, 40+8+14+8 high
     n_truth = demo_dataset.test[u].nnz
-    n_profile = min(7, len(demo_dataset.profile(u)))
+    n_profile = min(7, len(demo_dataset.consumed_history(u)))
     lines = [-(-n_profile // 5), 3, -(-n_truth // 5)]  # 5 per line; 12 recommendations
     assert img.size == (8 + 5 * 56, 8 + sum(22 + n * 70 for n in lines))
-    marks = user_sections(model, demo_dataset, u, 12)[1].marks
+    marks = user_sections(model, demo_dataset, u, 12, exclude_consumed=False)[1].marks
     top = 8 + 22 + lines[0] * 70 + 22  # where the recommendation cells start
     for pos, mark in enumerate(marks):
         row, col = divmod(pos, 5)

@@ -127,6 +127,10 @@ def test_recommend_and_viewer_with_faiss(demo_dir, demo_dataset, tmp_path, capsy
     assert [r["item_id"] for r in rows["faiss"]] == [r["item_id"] for r in rows["exact"]]
     state = ViewerState.open([run], demo_dir / "images", tmp_path / "thumbs", index="faiss")
     assert 0 in state.indexed
-    exact = recommend_users(state.runs[0].model, demo_dataset, [2], 8, exclude_consumed=False)[0]
-    viewed = state.recommendations(0, 2, 8)  # the viewer keeps consumed items (marked)
-    assert [r["item_id"] for r in viewed] == demo_dataset.items.ids_of(exact.items).tolist()
+    for show in (False, True):  # consumed items left out by default, kept (flagged) on demand
+        exact = recommend_users(
+            state.runs[0].model, demo_dataset, [2], 8, exclude_consumed=not show
+        )[0]
+        viewed = state.recommendations(0, 2, 8, show_consumed=show)
+        assert [r["item_id"] for r in viewed] == demo_dataset.items.ids_of(exact.items).tolist()
+        assert [r["consumed"] for r in viewed] == exact.consumed.tolist()

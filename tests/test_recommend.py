@@ -26,13 +26,15 @@ def test_recommend_users_excludes_consumed_and_orders(demo_dataset):
     recs = recommend_users(model, demo_dataset, users, k=10)
     pop = demo_dataset.item_popularity()
     for u, rec in zip(users, recs, strict=True):
-        consumed = set(demo_dataset.train[u].indices.tolist())
+        consumed = set(demo_dataset.consumed[u].indices.tolist())  # train + validation + test
         assert not consumed & set(rec.items.tolist())
         assert np.all(np.diff(rec.scores) <= 0)
         best_unseen = max(pop[i] for i in range(demo_dataset.n_items) if i not in consumed)
         assert rec.scores[0] == best_unseen
     with_consumed = recommend_users(model, demo_dataset, users[:1], k=3, exclude_consumed=False)[0]
     assert pop[with_consumed.items[0]] == pop.max()  # (ties: any most popular item)
+    flags = np.isin(with_consumed.items, demo_dataset.consumed[0].indices)
+    assert with_consumed.consumed.tolist() == flags.tolist()
 
 
 def test_recommend_profile_and_similar():

@@ -53,12 +53,16 @@ def test_health(client):
 
 def test_recommendations_api(client, ids, demo_dataset):
     user, _ = ids
-    body = client.get(f"/api/users/{user}/recommendations", params={"k": 7, "run": 1}).json()
-    assert body["model"] == "visrank" and len(body["items"]) == 7
     consumed = set(
-        demo_dataset.items.ids_of(demo_dataset.train[demo_dataset.users.index(user)].indices)
+        demo_dataset.items.ids_of(demo_dataset.consumed[demo_dataset.users.index(user)].indices)
     )
+    params = {"k": 7, "run": 1, "consumed": "show"}
+    body = client.get(f"/api/users/{user}/recommendations", params=params).json()
+    assert body["model"] == "visrank" and len(body["items"]) == 7
     assert all(row["consumed"] == (row["item_id"] in consumed) for row in body["items"])
+    body = client.get(f"/api/users/{user}/recommendations", params={"k": 7, "run": 1}).json()
+    assert len(body["items"]) == 7 and not any(row["consumed"] for row in body["items"])
+    assert not {row["item_id"] for row in body["items"]} & consumed
 
 
 def test_similar_and_recommend_post(client, ids):

@@ -12,3 +12,5 @@ METRICS = ("AUC", "RR", "R", "P", "nDCG", "MAP", "HR", "coverage", "diversity", 
 """The built-in metrics of visrec.evaluation.registry, in its order (a test checks they agree)."""
 INDEX_KINDS = ("exact", "faiss")
 """Top-k search of `visrec recommend` / `visrec serve --index` (visrec.serving.index)."""
+TUNE_SAMPLERS = ("tpe", "random", "grid")
+"""Samplers of `visrec tune` and the benchmark's search block (visrec.tuning.study)."""

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "grid": ("visrec.serving.cli", "grid_cmd", "Write a PNG contact sheet for one user:..."),
     "serve": ("visrec.viewer.cli", "serve_cmd", "Serve a web viewer of one or more trained..."),
     "evaluate": ("visrec.runs.cli", "evaluate_cmd", "Evaluate the run in RUN_DIR; write..."),
+    "tune": ("visrec.tuning.cli", "tune_cmd", "Search MODEL's options on validation..."),
     "benchmark": ("visrec.benchmark.cli", "benchmark_cmd", "Train what is missing, select on..."),
 }
 SHORT_HELP_LIMIT = 45

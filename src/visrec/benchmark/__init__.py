@@ -2,8 +2,10 @@
 side), trained or reused, selected on validation, compared on test with confidence intervals and
 significance marks, plus the tutorial's plots (docs/benchmark.md).
 
-``run_suite(config_path, out)`` (``benchmark/suite.py``) is what ``visrec benchmark CONFIG.toml`` calls.
-Names are exported lazily, so importing ``visrec.benchmark.cli`` for ``--help`` loads no pandas or torch.
+:class:`Experiment` (``benchmark/experiment.py``) runs one from Python; ``run_suite(config_path, out)``
+(``benchmark/suite.py``), what ``visrec benchmark CONFIG.toml`` calls, builds the Experiment from the TOML
+and runs it. Names are exported lazily, so importing ``visrec.benchmark.cli`` for ``--help`` loads no
+pandas or torch.
 """
 
 from visrec._lazy import lazy_exports
@@ -13,6 +15,8 @@ _EXPORTS = {
     "BenchmarkSplit": "visrec.benchmark.config",
     "ModelSpec": "visrec.benchmark.config",
     "load_config": "visrec.benchmark.config",
+    "Experiment": "visrec.benchmark.experiment",
+    "Results": "visrec.benchmark.experiment",
     "ModelOutcome": "visrec.benchmark.runner",
     "run_benchmark": "visrec.benchmark.runner",
     "run_suite": "visrec.benchmark.suite",

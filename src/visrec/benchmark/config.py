@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec._config import Typed, build
+from visrec.benchmark.backbones import AXIS, BackbonesTable
+from visrec.choices import TUNE_SAMPLERS as SAMPLERS
 from visrec.data.split import COLD_METHODS
 from visrec.errors import ConfigError
 from visrec.evaluation import registry
 from visrec.evaluation.metrics import DEFAULT_KS
 from visrec.models import registry as model_registry
+from visrec.models.search import check_space, parse_param
 from visrec.runs import DataSpec, data_spec
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -43,6 +46,8 @@ class FileTables(Typed):
     splits: list = field(default_factory=list)
     """``[[splits]]`` tables (:class:`SplitTable`): several splits benchmarked side by side; without
     them the one split is given in ``[dataset]``."""
+    backbones: dict = field(default_factory=dict)
+    """The backbone axis (:class:`visrec.benchmark.backbones.BackbonesTable`)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,8 @@ class ModelEntry(Typed):
     """Model options (as ``--set``)."""
     grid: dict = field(default_factory=dict)
     """Option -> list of values; every combination is trained and chosen on validation."""
+    search: dict = field(default_factory=dict)
+    """Optuna search instead of a grid (:class:`SearchTable`): trials, sampler, seed, prune, space."""
 
     def __post_init__(self):
         label = self.name or self.model
@@ -183,6 +190,30 @@ class ModelEntry(Typed):
         for key, values in self.grid.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"grid.{key} must be a non-empty list, got {values!r}")
+
+
+@dataclass(frozen=True)
+class SearchTable(Typed):
+    """A ``search = {...}`` of a ``[[models]]`` entry: ``visrec tune`` run by the benchmark."""
+
+    trials: int = 20
+    """Trials in all (a rerun adds only the missing ones)."""
+    sampler: str = "tpe"
+    """tpe (Optuna's TPE), random, or grid (every combination of list-valued ``space`` entries)."""
+    seed: int = 0
+    """Sampler seed."""
+    prune: bool = True
+    """Stop hopeless trials early (median of earlier trials' validation curves)."""
+    space: dict = field(default_factory=dict)
+    """Option -> list of values, "low..high" or "log:low..high"; default: the model's declared space."""
+
+    def __post_init__(self):
+        if self.trials < 1:
+            raise ConfigError(f"search trials must be >= 1, got {self.trials}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(
+                f"search sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -195,6 +226,10 @@ class ModelSpec:
     """Resolved path of the feature store (or image folder) the model reads."""
     config: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
+    search: dict = field(default_factory=dict)
+    """A validated :class:`SearchTable` as a dict; empty: no search (the grid, or one run)."""
+    backbone: str | None = None
+    """On the backbone axis: the backbone whose pooled features it reads (filled in at run time)."""
 
     def candidates(self) -> list[tuple[str, dict]]:
         """(run folder name, full option dict) of every grid point; one entry without a grid."""
@@ -225,6 +260,8 @@ class BenchmarkConfig:
     """Users scored at once in evaluation; None: the engine's default (about 16.8M scores)."""
     refit: bool = False
     """Retrain the chosen configuration on train + validation before testing."""
+    backbones: BackbonesTable | None = None
+    """The backbone axis, when the file has ``[backbones] names``."""
 
     @property
     def data(self) -> DataSpec:
@@ -258,7 +295,12 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
     bench = _table(BenchmarkTable, tables.benchmark, "[benchmark] key", where)
     if not tables.models:
         raise ConfigError(f"{where}: expected at least one [[models]] entry")
-    specs = tuple(_model(entry, i, features, where) for i, entry in enumerate(tables.models))
+    axis = _backbones(tables.backbones, base, where)
+    specs = tuple(
+        spec
+        for i, entry in enumerate(tables.models)
+        for spec in _on_axis(_model(entry, i, features, where), axis, where)
+    )
     names = [m.name for m in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -274,6 +316,7 @@ def parse_config(raw: dict, path: Path) -> BenchmarkConfig:
         select_metric=bench.select_metric,
         block_size=bench.block_size,
         refit=bench.refit,
+        backbones=axis,
     )
 
 
@@ -299,6 +342,36 @@ def _splits(tables: FileTables, base: Path, where: str) -> tuple[BenchmarkSplit,
     if dupes:
         raise ConfigError(f"{where}: split names must be unique; repeated: {', '.join(dupes)}")
     return tuple(out)
+
+
+def _backbones(raw: dict, base: Path, where: str) -> BackbonesTable | None:
+    table = _table(BackbonesTable, raw, "[backbones] key", where)
+    if not table.names:
+        return None
+    if table.images:
+        images = _path(table.images, base, where, "[backbones] images")
+        table = BackbonesTable(**(table.to_dict() | {"images": str(images)}))
+    return table
+
+
+def _on_axis(spec: ModelSpec, axis: BackbonesTable | None, where: str) -> list[ModelSpec]:
+    """One spec per backbone for a model entry with ``features = "backbones"``."""
+    if spec.features != AXIS:
+        return [spec]
+    if axis is None:
+        raise ConfigError(f"{where}: {spec.name} reads features = {AXIS!r}: set [backbones] names")
+    kinds = {i.kind for i in model_registry.get(spec.model).inputs}
+    if kinds != {"pooled"}:
+        raise ConfigError(
+            f"{where}: {spec.name} ({spec.model}) does not read pooled features: it cannot take "
+            f"features = {AXIS!r}"
+        )
+    return [
+        ModelSpec(
+            f"{spec.name}@{name}", spec.model, None, spec.config, spec.grid, spec.search, name
+        )
+        for name in axis.names
+    ]
 
 
 def _table(cls, raw, what: str, where: str, label: str = ""):
@@ -346,19 +419,37 @@ def _model(entry, i: int, features: dict[str, str], where: str) -> ModelSpec:
     except ConfigError as exc:
         raise ConfigError(f"{where}: {label}: {exc}") from None
     name = spec.name or spec.model
-    if spec.features is not None and spec.features not in features:
+    if spec.features == AXIS and AXIS not in features:
+        feat = AXIS  # resolved per backbone by _on_axis
+    elif spec.features is not None and spec.features not in features:
         known = ", ".join(sorted(features)) or "none defined"
         raise ConfigError(
             f"{where}: {label} ({name}): unknown features {spec.features!r}; [features]: {known}"
         )
-    feat = features[spec.features] if spec.features else None
-    model = ModelSpec(name, spec.model, feat, spec.config, spec.grid)
+    else:
+        feat = features[spec.features] if spec.features else None
+    search = _search(spec, label, name, where)
+    model = ModelSpec(name, spec.model, feat, spec.config, spec.grid, search)
     for _, options in model.candidates():
         try:
             model_registry.get(spec.model).config_class.from_dict(options)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {label} ({name}): {exc}") from None
     return model
+
+
+def _search(spec: ModelEntry, label: str, name: str, where: str) -> dict:
+    if not spec.search:
+        return {}
+    if spec.grid:
+        raise ConfigError(f"{where}: {label} ({name}): give a grid or a search, not both")
+    table = _table(SearchTable, spec.search, f"{label} search key", where, label=label)
+    try:
+        space = {key: parse_param(key, value) for key, value in table.space.items()}
+        check_space(model_registry.get(spec.model).config_class, space)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {label} ({name}): {exc}") from None
+    return dataclasses.asdict(table)
 
 
 def _path(value: str, base: Path, where: str, what: str, must_exist: bool = True) -> Path:

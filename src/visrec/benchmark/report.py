@@ -169,13 +169,20 @@ def _model_results(o: ModelOutcome, result, config: BenchmarkConfig, tests: dict
     return out
 
 
-def write_reports(summary: dict, out: str | Path, plots: list[Path] | None = None) -> list[Path]:
-    """Write results.json, results.csv and results.md into ``out`` (atomically); returns their paths."""
+def write_reports(
+    summary: dict, out: str | Path, plots: list[Path] | None = None, *, backbones: str = ""
+) -> list[Path]:
+    """Write results.json, results.csv and results.md into ``out`` (atomically); returns their paths.
+
+    ``backbones``: the backbone-axis table (markdown), added to results.md under its own heading."""
     out = Path(out)
     paths = [out / "results.json", out / "results.csv", out / "results.md"]
     write_json(paths[0], summary)
     write_text(paths[1], to_csv(summary))
-    write_text(paths[2], to_markdown(summary, plots or [], out))
+    text = to_markdown(summary, plots or [], out)
+    if backbones:
+        text += f"\n## Backbones: ImageNet top-1 and recommendation quality (test)\n\n{backbones}\n"
+    write_text(paths[2], text)
     return paths
 
 

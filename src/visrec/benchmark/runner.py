@@ -14,7 +14,9 @@ the best one by ``select_metric`` is the only run evaluated on test, in the mode
 (``full``; ``cold`` and ``mixed`` on a cold-item split). On a cold-item split a model that cannot score new
 items (not :class:`~visrec.models.capabilities.ScoresNewItems`: BPR, Pop, Random) is not trained and is
 reported as "n/a (cannot score new items)". A model that fails (bad options, missing features, a crash in
-training) is recorded with its error and the benchmark goes on with the others.
+training) is recorded with its error and the benchmark goes on with the others. A model with a ``search``
+block is tuned instead (:func:`visrec.tuning.tune`, trials in ``OUT/runs/<name>/trials/NNNN``, its report
+beside them) and chosen on validation the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +48,7 @@ from visrec.runs import (
     load_run,
     train_run,
 )
+from visrec.tuning import TuneSettings, tune
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
@@ -142,6 +146,27 @@ def run_benchmark(
 def _run_model(outcome, config, split: BenchmarkSplit, dataset, root: Path, force, echo) -> None:
     spec = outcome.spec
     existing = "overwrite" if force else "reuse"
+    if spec.search:
+        _search_model(outcome, config, split, root, force, echo)
+    else:
+        _grid_model(outcome, config, split, dataset, root, existing, force, echo)
+    test_dir, run = outcome.chosen.run_dir, _open_run(outcome.chosen.run_dir, dataset)
+    if config.refit:
+        test_dir, run = _refit(outcome, split, root, run, force, echo)
+        outcome.refit_dir = test_dir
+    outcome.results = evaluate_run_modes(
+        test_dir,
+        split="test",
+        modes=split.modes,
+        existing=existing,
+        run=run,
+        block_size=config.block_size,
+    )
+    outcome.test = outcome.results[split.modes[0]]
+
+
+def _grid_model(outcome, config, split, dataset, root: Path, existing, force, echo) -> None:
+    spec = outcome.spec
     select = metric_key(config.select_metric, split.validation_mode)
     for run_name, options in spec.candidates():
         point = GridPoint(root / "runs" / run_name, options)
@@ -162,19 +187,42 @@ def _run_model(outcome, config, split: BenchmarkSplit, dataset, root: Path, forc
     outcome.chosen = max(outcome.points, key=lambda p: _finite(p.validation))
     if len(outcome.points) > 1:
         echo(f"  chosen on validation: {outcome.chosen.run_dir.name}")
-    test_dir, run = outcome.chosen.run_dir, _open_run(outcome.chosen.run_dir, dataset)
-    if config.refit:
-        test_dir, run = _refit(outcome, split, root, run, force, echo)
-        outcome.refit_dir = test_dir
-    outcome.results = evaluate_run_modes(
-        test_dir,
-        split="test",
-        modes=split.modes,
-        existing=existing,
-        run=run,
-        block_size=config.block_size,
+
+
+def _search_model(outcome, config, split: BenchmarkSplit, root: Path, force, echo) -> None:
+    """The entry's ``search``: :func:`visrec.tuning.tune` into ``OUT/runs/<name>`` (resumed unless
+    ``force``), validation only; its trials table and history plot are written there."""
+    spec, search = outcome.spec, outcome.spec.search
+    if split.validation_mode != "full":
+        raise VisrecError(
+            "a search block needs a split validated in full mode (not a cold-item split)"
+        )
+    folder = root / "runs" / spec.name
+    if force and folder.exists():
+        shutil.rmtree(folder)
+    settings = TuneSettings(
+        model=spec.model,
+        data=split.data,
+        features=spec.features,
+        fixed=dict(spec.config),
+        space=dict(search["space"]),
+        sampler=search["sampler"],
+        seed=search["seed"],
+        metric=config.select_metric,
+        prune=search["prune"],
     )
-    outcome.test = outcome.results[split.modes[0]]
+    result = tune(
+        settings, folder, search["trials"], evaluate_test=False, echo=lambda m: echo(f"  {m}")
+    )
+    metric = f"val_{config.select_metric}"
+    for row in result.trials:
+        if row["state"] == "complete":
+            params = {k.removeprefix("param_"): v for k, v in row.items() if k.startswith("param_")}
+            point = GridPoint(Path(row["run_dir"]), spec.config | params, row[metric])
+            outcome.points.append(point)
+            if point.run_dir == result.best_dir:
+                outcome.chosen = point
+    echo(f"  chosen on validation: {result.best_dir.name} (report: {folder / 'trials.md'})")
 
 
 def refit_data(data: DataSpec) -> DataSpec:

@@ -24,6 +24,8 @@ from visrec.benchmark.report import (
     to_markdown,
 )
 
+BACKBONES_TITLE = "Backbones: ImageNet top-1 and recommendation quality (test)"
+
 
 def combine(sections: list[dict], config_path: str) -> dict:
     """results.json content: the one table's summary, or every table's under ``sections``."""
@@ -52,7 +54,10 @@ def write_all(summary: dict, out: Path, plots: list[Path]) -> list[Path]:
     write_json(paths[0], summary)
     if len(sections) == 1:
         write_text(paths[1], to_csv(summary))
-        write_text(paths[2], to_markdown(summary, plots, out))
+        text = to_markdown(summary, plots, out)
+        if summary.get("backbones"):
+            text += f"\n## {BACKBONES_TITLE}\n\n{_backbones(summary)}\n"
+        write_text(paths[2], text)
         return paths
     write_text(paths[1], _csv(sections))
     write_text(paths[2], _markdown(sections, plots, out))
@@ -77,10 +82,18 @@ def _markdown(sections: list[dict], plots: list[Path], out: Path) -> str:
         parts += [f"## {title(section)}", "", MODE_TEXT.get(section["mode"], section["mode"]), ""]
         parts += section_markdown(section, out, level="###")
         parts.append("")
+        if section.get("backbones"):
+            parts += [f"### {BACKBONES_TITLE}", "", _backbones(section), ""]
     if plots:
         parts += ["## Plots", ""]
         parts += [f"![{p.parent.parent.name}/{p.stem}]({_rel(p, out)})" for p in plots]
     return "\n".join(parts) + "\n"
+
+
+def _backbones(section: dict) -> str:
+    from visrec.benchmark.backbones import backbone_markdown
+
+    return backbone_markdown(section["backbones"], section["metrics"])
 
 
 def tables_text(summary: dict) -> str:

@@ -9,6 +9,7 @@ splits (CSR, one row per user). No test or validation (user, item) pair is in th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,13 @@ def _csr(users: np.ndarray, items: np.ndarray, shape: tuple[int, int]) -> sp.csr
     for arr in (mat.data, mat.indices, mat.indptr):
         _readonly(arr)
     return mat
+
+
+def _csr_union(parts: list[sp.csr_matrix], shape: tuple[int, int]) -> sp.csr_matrix:
+    coo = [p.tocoo() for p in parts]
+    rows = np.concatenate([c.row for c in coo]).astype(np.int64)
+    cols = np.concatenate([c.col for c in coo]).astype(np.int64)
+    return _csr(rows, cols, shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +120,22 @@ class Dataset:
         if split == "validation" or self.validation.nnz == 0:
             return History(np.asarray(self.profile_indptr), np.asarray(self.profile_items))
         return merge_history(self.profile_indptr, self.profile_items, self.validation)
+
+    @cached_property
+    def consumed(self) -> sp.csr_matrix:
+        """Every item each user interacted with in the data: train + validation + test (CSR, binary).
+
+        Serving's one definition of "consumed" (``recommend``, ``grid``, the viewer and the JSON API
+        exclude these by default). Evaluation keeps its own candidates (train only for validation, train +
+        validation for test; see docs/evaluation.md)."""
+        parts = [self.train, self.validation, self.test]
+        return _csr_union(parts, self.train.shape)
+
+    def consumed_history(self, user_idx: int) -> np.ndarray:
+        """Everything ``user_idx`` consumed, oldest first: the train profile (chronological), then the
+        validation basket, then the test basket (the latest)."""
+        held_out = [self.validation[user_idx].indices, self.test[user_idx].indices]
+        return np.concatenate([self.profile(user_idx), *held_out]).astype(np.int64)
 
     def item_popularity(self) -> np.ndarray:
         """Train interaction count per item (float64)."""

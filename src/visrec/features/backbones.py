@@ -85,6 +85,23 @@ def create_backbone(
     return module.eval().requires_grad_(False), config
 
 
+def imagenet_top1(name: str) -> float | None:
+    """The backbone's published ImageNet-1k top-1 accuracy (%) from its own metadata, or None.
+
+    torchvision: the default weights' ``meta["_metrics"]["ImageNet-1K"]["acc@1"]`` (no download);
+    ``efficientnet_lite0``: its weight package states none, so None ("unknown"); timm: the pretrained
+    config rarely carries one, so None. An unknown name is a :class:`ConfigError`."""
+    if name in _REGISTRY or name.startswith("timm/"):
+        return None
+    if name not in _torchvision_names():
+        create_backbone(name)  # the error naming close matches
+    from torchvision.models import get_model_weights
+
+    metrics = get_model_weights(name).DEFAULT.meta.get("_metrics", {})
+    top1 = metrics.get("ImageNet-1K", {}).get("acc@1")
+    return None if top1 is None else float(top1)
+
+
 # --- weights ------------------------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ cannot reach, and the new user's vector is then the attended profile alone).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -42,8 +43,9 @@ from visrec.errors import DataError
 from visrec.models.capabilities import Explains, FeatureInput, ScoresNewItems, ScoresProfiles
 from visrec.models.config import TrainConfig, check
 from visrec.models.features import feature_shape, item_features, new_item_content
-from visrec.models.gradient import GradientRecommender
+from visrec.models.gradient import GradientRecommender, split_groups
 from visrec.models.registry import register
+from visrec.models.search import Choice, FloatRange
 from visrec.sampling import pad_profiles
 
 FEATURE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
@@ -53,6 +55,9 @@ FEATURE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 class ACFConfig(TrainConfig):
     """Attentive Collaborative Filtering; defaults from the VisRec tutorial."""
 
+    epochs: int = 100
+    """Epoch budget: large, so that validation patience ends a run, not the budget (at 10-15 epochs the
+    validation curve was still rising; see docs/training.md, "Choosing the defaults")."""
     dim: int = 128
     """Dimension of user/item vectors, of the reduced regions and of both attention layers."""
     max_profile: int = 10
@@ -64,10 +69,19 @@ class ACFConfig(TrainConfig):
     """Adam learning rate."""
     weight_decay: float = 1e-5
     """Adam weight decay (L2)."""
+    embedding_lr: float | None = None
+    """Adam learning rate of the user, item and context embeddings; None = ``lr``. The attention
+    layers and the region reduction learn at ``lr``."""
     feature_dtype: str = "float16"
     """Storage type of the spatial feature buffer (float16 halves memory; compute is float32)."""
     score_block: int = 64
     """Users scored at once inside one score call (bounds memory: block x max_profile x regions x d)."""
+
+    search_space: ClassVar[dict] = TrainConfig.search_space | {
+        "embedding_lr": FloatRange(1e-4, 1e-1, log=True),
+        "dim": Choice((32, 64, 128)),
+    }
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         super().validate()
@@ -78,6 +92,7 @@ class ACFConfig(TrainConfig):
             f"feature_dtype must be one of {', '.join(FEATURE_DTYPES)}, not {self.feature_dtype!r}",
         )
         check(self.score_block >= 1, "score_block must be >= 1")
+        check(self.embedding_lr is None or self.embedding_lr > 0, "embedding_lr must be > 0")
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -241,6 +256,14 @@ class ACF(ScoresNewItems, ScoresProfiles, Explains, GradientRecommender):
             np.arange(dataset.n_users), self.config.max_profile
         )
         module.profiles.copy_(torch.from_numpy(windows))
+
+    def param_groups(self) -> list[dict]:
+        """Attention and region reduction at ``lr``, the embeddings at ``embedding_lr`` (if set)."""
+        if self.config.embedding_lr is None:
+            return super().param_groups()
+        m = self.module
+        embeddings = nn.ModuleList([m.user, m.item, m.context])
+        return split_groups(m, embeddings, self.config.embedding_lr)
 
     def _score(self, users: torch.Tensor) -> torch.Tensor:
         self.module.eval()

@@ -10,6 +10,7 @@ score 0 (a constant: AUC 0.5 on cold items by the tie rule), and it does not imp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -18,6 +19,7 @@ from visrec.models.capabilities import DotProduct, Regularised
 from visrec.models.config import TrainConfig, check
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
+from visrec.models.search import Choice
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class BPRConfig(TrainConfig):
     weight_decay: float = 0.0
     """Adam weight decay on every parameter at every step (the old convention; 0: the lambdas above
     regularise instead). Saved configs that set it keep working."""
+
+    search_space: ClassVar[dict] = TrainConfig.search_space | {"factors": Choice((16, 32, 64, 128))}
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         super().validate()

@@ -14,6 +14,8 @@ MMGCN-style models need) fits the same ``fit(dataset, {name: source, ...})``.
 - :class:`DotProduct` / :class:`DotProductProfiles`: scores are dot products of user and item factors, so
   an ANN index can serve them (BPR, VBPR, DVBPR, CuratorNet).
 - :class:`Explains`: attention maps over the profile and over image regions (ACF).
+- :class:`ExplainsByProfile`: how much each profile item contributed to an item's score (VisRank,
+  CuratorNet); :class:`ExplainsByParts`: a score as a sum of named parts (VBPR: collaborative + visual).
 - :class:`TrainsByGradient`: a torch module trained by the one Trainer (``visrec.training``), which drives
   the model only through this interface; how a fit runs is a typed :class:`TrainOptions`.
 """
@@ -181,6 +183,37 @@ class Regularised(ABC):
 
 
 @dataclass(frozen=True)
+class Contributions:
+    """How much each item of the profile a model used drove the scores of some items."""
+
+    profile: np.ndarray
+    """(L,) item indices of the profile the model scored with, oldest first."""
+    values: np.ndarray
+    """(n asked items, L): the contribution of profile item j to asked item i (higher = more)."""
+    measure: str
+    """What a value is, in words (e.g. "cosine similarity")."""
+
+
+class ExplainsByProfile(ABC):
+    """Which of a user's profile items drove each recommendation (VisRank, CuratorNet)."""
+
+    contribution_measure: ClassVar[str] = "contribution"
+    """What a contribution is, in words (shown by the viewer)."""
+
+    @abstractmethod
+    def profile_contributions(self, user_idx: int, items) -> Contributions:
+        """The contribution of each profile item of ``user_idx`` to the score of each of ``items``."""
+
+
+class ExplainsByParts(ABC):
+    """A score that is a sum of named parts (VBPR: collaborative + visual)."""
+
+    @abstractmethod
+    def score_parts(self, user_idx: int, items) -> dict[str, np.ndarray]:
+        """Part name -> (len(items),) values; the parts sum to ``score([user_idx])[0, items]``."""
+
+
+@dataclass(frozen=True)
 class TrainOptions:
     """How one gradient fit runs (``visrec.training.fit_model`` fills ``trainer``)."""
 
@@ -193,7 +226,9 @@ class TrainOptions:
     on_batch: Callable[[int, int], None] | None = None
     """Called with (epoch, batch number) after every step (tests use it to interrupt a run)."""
     on_epoch: Callable[[dict, int], None] | None = None
-    """Called on rank 0 after every epoch with its train_log.jsonl row and the maximum epochs."""
+    """Called on rank 0 after every epoch (after its checkpoint) with its train_log.jsonl row (incl.
+    ``val_<metric>``) and the maximum epochs; an exception it raises ends training (the search prunes
+    hopeless trials this way)."""
     trainer: Callable[[TrainsByGradient, Dataset, TrainOptions], list[dict]] | None = None
     """Runs the training loop on a model whose module is built; returns the per-epoch history."""
 
@@ -221,3 +256,9 @@ class TrainsByGradient(ABC):
     @abstractmethod
     def sample(self, dataset: Dataset, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``n`` training triplets as a dict of equal-length arrays (one batch dict per slice)."""
+
+    def param_groups(self) -> list[dict]:
+        """The optimiser's parameter groups (torch's ``{"params": [...], "lr": ...}`` dicts; a group
+        without ``lr`` uses the config's). Default: one group of every trainable parameter; a model whose
+        parts learn at different rates (a CNN and embeddings) declares several."""
+        return [{"params": [p for p in self.module.parameters() if p.requires_grad]}]

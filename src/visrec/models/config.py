@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 from visrec._config import Typed, build
 from visrec.errors import ConfigError
+from visrec.models.search import FloatRange
 
 LOSSES = ("bpr", "warp", "bce")
 
@@ -73,6 +75,13 @@ class TrainConfig(Config):
     """auto (CUDA when available), cpu, cuda or cuda:N."""
     fused_adam: bool = True
     """Adam's fused kernel (one pass over each parameter, CPU and CUDA; 2-4x faster steps at batches of 100-1,024): the same update up to float rounding (~1e-7 per step). false: the per-tensor kernel, bit-identical to earlier visrec versions."""
+
+    search_space: ClassVar[dict] = {
+        "lr": FloatRange(1e-4, 1e-1, log=True),
+        "weight_decay": FloatRange(1e-7, 1e-2, log=True),
+    }
+    """What ``visrec tune`` varies by default: option -> range or choice (:mod:`visrec.models.search`);
+    each model extends it beside its config."""
 
     def validate(self) -> None:
         check(self.epochs >= 1, "epochs must be >= 1")

@@ -12,6 +12,7 @@ Trained with BPR on (profile, positive, negative) triplets from the paper's guid
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -19,7 +20,9 @@ from torch import nn
 
 from visrec.data.dataset import Dataset
 from visrec.models.capabilities import (
+    Contributions,
     DotProductProfiles,
+    ExplainsByProfile,
     FeatureInput,
     ScoresNewItems,
     ScoresProfiles,
@@ -28,6 +31,7 @@ from visrec.models.config import TrainConfig, check
 from visrec.models.features import item_features, new_item_content
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
+from visrec.models.search import Choice
 from visrec.sampling import pad_profiles, profile_triplets
 from visrec.sampling.curatornet import N_STRATEGIES, build_guided_index, guided_triplets
 
@@ -57,6 +61,9 @@ class CuratorNetConfig(TrainConfig):
     def __post_init__(self):
         object.__setattr__(self, "strategy_shares", tuple(float(s) for s in self.strategy_shares))
         super().__post_init__()
+
+    search_space: ClassVar[dict] = TrainConfig.search_space | {"item_dim": Choice((64, 128, 200))}
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         super().validate()
@@ -135,7 +142,9 @@ class CuratorNetModule(nn.Module):
 
 
 @register("curatornet")
-class CuratorNet(ScoresNewItems, ScoresProfiles, DotProductProfiles, GradientRecommender):
+class CuratorNet(
+    ScoresNewItems, ScoresProfiles, DotProductProfiles, ExplainsByProfile, GradientRecommender
+):
     """CuratorNet: visually-aware, profile-based; serves new users from the items of their profile and
     new items from their features (the item tower has no per-item parameter: every item is "new")."""
 
@@ -150,6 +159,7 @@ class CuratorNet(ScoresNewItems, ScoresProfiles, DotProductProfiles, GradientRec
         "device": "cpu",
     }
     inputs = (FeatureInput("image", "pooled"),)
+    contribution_measure = "score drop without the profile item"
 
     def _dims(self, dataset: Dataset, features) -> dict:
         self._feature_array, _ = item_features(features, dataset.items)
@@ -233,3 +243,23 @@ class CuratorNet(ScoresNewItems, ScoresProfiles, DotProductProfiles, GradientRec
         m = self.module.eval()
         padded = torch.from_numpy(pad_profiles(profiles, self.config.max_profile)).to(self.device)
         return m.user_vectors(m.item_tower(m.features), padded).float().cpu()
+
+    @torch.no_grad()
+    def profile_contributions(self, user_idx: int, items) -> Contributions:
+        """Leave one out: how much each of ``items``' score drops when one item of the profile the user
+        tower reads (the ``max_profile`` most recent items before the test basket) is left out."""
+        self._check_fitted()
+        m = self.module.eval()
+        row = m.profiles[int(user_idx)]
+        slots = torch.nonzero(row >= 0).flatten()
+        variants = row.repeat(len(slots) + 1, 1)  # row 0: the whole profile
+        variants[torch.arange(1, len(slots) + 1, device=row.device), slots] = -1
+        vectors = m.item_tower(m.features)
+        asked = torch.as_tensor(np.asarray(items, dtype=np.int64), device=vectors.device)
+        scores = m.user_vectors(vectors, variants) @ vectors[asked].T  # (1 + L, len(items))
+        drops = (scores[:1] - scores[1:]).T
+        return Contributions(
+            row[slots].cpu().numpy(),
+            drops.cpu().numpy().astype(np.float64),
+            self.contribution_measure,
+        )

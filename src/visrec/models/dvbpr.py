@@ -23,6 +23,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -34,9 +35,10 @@ from visrec.features.pixel_cache import PixelCache, open_pixels
 from visrec.models.capabilities import DotProduct, FeatureInput, ScoresNewItems, TrainOptions
 from visrec.models.config import TrainConfig, check
 from visrec.models.features import new_item_content
-from visrec.models.gradient import GradientRecommender
+from visrec.models.gradient import GradientRecommender, split_groups
 from visrec.models.image_encoders import ARCHS, build_encoder, load_backbone_weights
 from visrec.models.registry import register
+from visrec.models.search import Choice, FloatRange
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 class DVBPRConfig(TrainConfig):
     """DVBPR; defaults from the paper and its released code (K = 100, Adam 1e-4, batch 128, dropout 0.5)."""
 
+    epochs: int = 100
+    """Epoch budget: large, so that validation patience ends a run, not the budget (at 10-15 epochs the
+    validation curve was still rising; see docs/training.md, "Choosing the defaults")."""
     factors: int = 100
     """K: dimension of theta_u and of the CNN's output Phi(image)."""
     latent_dim: int = 100
@@ -75,6 +80,17 @@ class DVBPRConfig(TrainConfig):
     drives the CNN to a constant output on small data.)"""
     batch_size: int = 128
     """Triplets per step (the paper's code: 128); each needs two images through Phi."""
+    factor_lr: float | None = None
+    """Adam learning rate of the user and item factors (theta, gamma); None = ``lr``. The CNN (Phi)
+    learns at ``lr``: its 1e-4 from the paper starves the factors when both share it."""
+
+    search_space: ClassVar[dict] = {
+        "lr": FloatRange(1e-5, 1e-2, log=True),
+        "weight_decay": FloatRange(1e-7, 1e-3, log=True),
+        "factor_lr": FloatRange(1e-4, 1e-1, log=True),
+        "factors": Choice((32, 64, 100)),
+    }
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         super().validate()
@@ -85,6 +101,7 @@ class DVBPRConfig(TrainConfig):
         check(self.fc_dim >= 1 and self.width > 0, "fc_dim must be >= 1 and width > 0")
         check(0 <= self.dropout < 1, "dropout must be in [0, 1)")
         check(self.eval_batch_size >= 1, "eval_batch_size must be >= 1")
+        check(self.factor_lr is None or self.factor_lr > 0, "factor_lr must be > 0")
 
 
 class PixelSource:
@@ -239,6 +256,14 @@ class DVBPR(ScoresNewItems, DotProduct, GradientRecommender):
                 module.encoder, self.config.backbone, self.config.backbone_weights
             )
             self.info["backbone_weights"] = described
+
+    def param_groups(self) -> list[dict]:
+        """The CNN at ``lr``, the user/item factors at ``factor_lr`` (one group when it is None)."""
+        if self.config.factor_lr is None:
+            return super().param_groups()
+        m = self.module
+        factors = nn.ModuleList([m.theta] + ([m.gamma_user, m.gamma_item] if m.latent_dim else []))
+        return split_groups(m, factors, self.config.factor_lr)
 
     def fit(self, dataset: Dataset, features=None, options: TrainOptions | None = None) -> DVBPR:
         super().fit(dataset, features, options)

@@ -15,18 +15,27 @@ triplet), and ``score_users`` projects all items once per call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from visrec.data.dataset import Dataset
 from visrec.models.bpr import sq
-from visrec.models.capabilities import DotProduct, FeatureInput, Regularised, ScoresNewItems
+from visrec.models.capabilities import (
+    DotProduct,
+    ExplainsByParts,
+    FeatureInput,
+    Regularised,
+    ScoresNewItems,
+)
 from visrec.models.config import TrainConfig, check
 from visrec.models.features import feature_shape, item_features, new_item_content
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
+from visrec.models.search import Choice
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,12 @@ class VBPRConfig(TrainConfig):
     Saved configs that set it keep working."""
     init_std: float = 0.01
     """Standard deviation of the normal initialisation of gamma, theta and E (biases start at 0)."""
+
+    search_space: ClassVar[dict] = TrainConfig.search_space | {
+        "factors": Choice((32, 64, 128, 200)),
+        "visual_factors": Choice((16, 32, 64, 100)),
+    }
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         super().validate()
@@ -174,7 +189,7 @@ class VBPRModule(Regularised, nn.Module):
 
 
 @register("vbpr")
-class VBPR(ScoresNewItems, DotProduct, GradientRecommender):
+class VBPR(ScoresNewItems, DotProduct, ExplainsByParts, GradientRecommender):
     """VBPR: BPR-MF plus a visual preference theta_u . (E f_i) and a visual bias beta' . f_i.
 
     New items (never seen in training) are scored from their features with the visual terms alone; an item
@@ -231,3 +246,20 @@ class VBPR(ScoresNewItems, DotProduct, GradientRecommender):
         users = torch.cat([m.gamma_user.weight, m.theta_user.weight, ones], dim=1)
         items = torch.cat([m.gamma_item.weight, proj, (m.beta_item + vbias)[:, None]], dim=1)
         return users.float().cpu(), items.float().cpu()
+
+    @torch.no_grad()
+    def score_parts(self, user_idx: int, items) -> dict[str, np.ndarray]:
+        """x_ui split as in He & McAuley (2016, Eq. 2): ``collaborative`` = beta_i + gamma_u . gamma_i and
+        ``visual`` = theta_u . (E f_i) + beta' . f_i; they sum to the score."""
+        self._check_fitted()
+        m = self.module.eval()
+        device = m.beta_item.device
+        user = torch.tensor([int(user_idx)], device=device)
+        asked = torch.as_tensor(np.asarray(items, dtype=np.int64), device=device)
+        proj, vbias = m.visual(asked)
+        collaborative = m.beta_item[asked] + (m.gamma_user(user) @ m.gamma_item(asked).T)[0]
+        visual = (m.theta_user(user) @ proj.T)[0] + vbias
+        return {
+            "collaborative": collaborative.cpu().numpy().astype(np.float64),
+            "visual": visual.cpu().numpy().astype(np.float64),
+        }

@@ -12,6 +12,7 @@ whole-profile similarity tensor is ever held beyond ``block_elements`` numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -19,10 +20,17 @@ import torch
 from visrec.data.dataset import Dataset
 from visrec.devices import resolve_device
 from visrec.models.base import Recommender
-from visrec.models.capabilities import FeatureInput, ScoresNewItems, ScoresProfiles
+from visrec.models.capabilities import (
+    Contributions,
+    ExplainsByProfile,
+    FeatureInput,
+    ScoresNewItems,
+    ScoresProfiles,
+)
 from visrec.models.config import Config, check
 from visrec.models.features import item_features, new_item_content
 from visrec.models.registry import register
+from visrec.models.search import Choice
 
 AGGREGATIONS = ("maximum", "average", "average_top_k")
 
@@ -42,6 +50,12 @@ class VisRankConfig(Config):
     """Memory bound: most (users x profile items x items) cosines computed at once (float32 numbers)."""
     device: str = "auto"
     """Where scores are computed: auto (CUDA when available), cpu, cuda or cuda:N."""
+
+    search_space: ClassVar[dict] = {
+        "aggregation": Choice(("maximum", "average", "average_top_k")),
+        "k": Choice((1, 3, 5, 10)),
+    }
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
 
     def validate(self) -> None:
         check(
@@ -151,13 +165,14 @@ def _reduce_block(
 
 
 @register("visrank")
-class VisRank(ScoresNewItems, ScoresProfiles, Recommender):
+class VisRank(ScoresNewItems, ScoresProfiles, ExplainsByProfile, Recommender):
     """Ranks items by visual (cosine) similarity to the items the user consumed; cold-start capable
     for new users (a profile) and new items (their features: the same cosines to the profile)."""
 
     config_class = VisRankConfig
     conformance_config = {"device": "cpu"}
     inputs = (FeatureInput("image", "pooled"),)
+    contribution_measure = "cosine similarity to the item"
 
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
@@ -230,6 +245,19 @@ class VisRank(ScoresNewItems, ScoresProfiles, Recommender):
                 candidates,
             )
         return scores
+
+    @torch.no_grad()
+    def profile_contributions(self, user_idx: int, items) -> Contributions:
+        """Cosine of each of ``items`` to each profile item the score aggregates (the ``max_profile``
+        most recent items before the test basket): the score is each row's maximum (``maximum``) or
+        mean (``average``)."""
+        self._check_fitted()
+        user_idx = int(user_idx)
+        profile = self.items_flat[self.indptr[user_idx] : self.indptr[user_idx + 1]]
+        asked = torch.as_tensor(np.asarray(items, dtype=np.int64), device=self.unit.device)
+        used = torch.as_tensor(profile, device=self.unit.device)
+        values = (self.unit[asked] @ self.unit[used].T).cpu().numpy().astype(np.float64)
+        return Contributions(profile.copy(), values, self.contribution_measure)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {

@@ -178,6 +178,10 @@ def train_cmd(model_name, features, images, out, config_file, sets, resume, forc
                 f"  best epoch {info['best_epoch']} of {info['epochs_run']}: "
                 f"validation {metric[9:]} {info[metric]:.5f}"
             )
+        if info.get("stopped_by") == "patience":
+            click.echo(f"  stopped early at epoch {info['epochs_run']} (patience)")
+        elif info.get("stopped_by") == "budget":
+            click.echo(f"  epoch budget reached ({info['epochs_run']} epochs)")
 
 
 @click.command("models")

@@ -38,8 +38,10 @@ def _print(rows: list[dict], as_json: bool, header: str) -> None:
         return
     click.echo(header)
     for row in rows:
+        mark = "  [consumed]" if row.get("consumed") else ""
         click.echo(
-            f"{row['rank']:>4}  {row['item_id']:<16} {row['score']:>12.5f}  {row.get('image') or ''}"
+            f"{row['rank']:>4}  {row['item_id']:<16} {row['score']:>12.5f}  "
+            f"{row.get('image') or ''}{mark}".rstrip()
         )
 
 
@@ -50,7 +52,13 @@ def _print(rows: list[dict], as_json: bool, header: str) -> None:
     "--items", "item_ids", default=None, help="A new user's profile: item ids, comma-separated."
 )
 @click.option("-k", "k", type=click.IntRange(1), default=20, show_default=True)
-@click.option("--include-consumed", is_flag=True, help="Do not exclude the user's consumed items.")
+@click.option(
+    "--show-consumed",
+    "--include-consumed",
+    "show_consumed",
+    is_flag=True,
+    help="Keep items the user already consumed (anywhere in the data), marked 'consumed'.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @index_option("faiss: an inner-product index (dot-product models; extra visrec[faiss]).")
 @click.option(
@@ -71,10 +79,13 @@ def _print(rows: list[dict], as_json: bool, header: str) -> None:
     "--device", default=None, help="--new-items: where the backbone runs [default: auto]."
 )
 def recommend_cmd(
-    run_dir, user_id, item_ids, k, include_consumed, as_json, index, new_items, weights, device
+    run_dir, user_id, item_ids, k, show_consumed, as_json, index, new_items, weights, device
 ):
     """Top-k recommendations of a trained run for a user (--user) or a new profile (--items); or, with
-    --new-items, who should see items the run never saw (no re-training)."""
+    --new-items, who should see items the run never saw (no re-training).
+
+    Items the user consumed (train, validation and test interactions; for --items, the profile) are
+    left out unless --show-consumed."""
     from visrec.runs import load_run
 
     if new_items is not None:
@@ -99,7 +110,7 @@ def recommend_cmd(
     if user_id is not None:
         user_idx = model.users.index(user_id)
         serve = indexed.recommend_users if indexed else partial(recommend_users, model)
-        rec = serve(run.dataset, [user_idx], k, exclude_consumed=not include_consumed)[0]
+        rec = serve(run.dataset, [user_idx], k, exclude_consumed=not show_consumed)[0]
         header = f"top {k} for user {user_id} ({run.meta['model']})"
     else:
         ids = [i.strip() for i in item_ids.split(",") if i.strip()]
@@ -109,7 +120,7 @@ def recommend_cmd(
                 "model (visrank, curatornet, acf, pop)"
             )
         serve = indexed.recommend_profile if indexed else partial(recommend_profile, model)
-        rec = serve(model.items.indices(ids), k, exclude_consumed=not include_consumed)
+        rec = serve(model.items.indices(ids), k, exclude_consumed=not show_consumed)
         header = f"top {k} for a new user with {len(ids)} items ({run.meta['model']})"
     rows = rec.to_rows(model.items.ids)
     images = _image_paths(run)
@@ -131,7 +142,7 @@ def similar_cmd(store_path, item_id, k, as_json):
 
     store = FeatureStore.open(store_path)
     rec = similar_items(store.array, store.vocab.index(item_id), k)
-    _print(rec.to_rows(store.ids), as_json, f"top {k} visually similar to {item_id}")
+    _print(rec.to_rows(store.ids, flags=False), as_json, f"top {k} visually similar to {item_id}")
 
 
 @click.command("grid")
@@ -146,7 +157,13 @@ def similar_cmd(store_path, item_id, k, as_json):
 )
 @click.option("--columns", type=click.IntRange(1), default=10, show_default=True)
 @click.option("--thumb", type=click.IntRange(16, 512), default=96, show_default=True)
-@click.option("--exclude-consumed", is_flag=True, help="Leave consumed items out of the top-k.")
+@click.option(
+    "--show-consumed/--exclude-consumed",
+    default=False,
+    show_default=True,
+    help="Keep consumed items in the top-k, framed (green: held-out test item, red: other "
+    "consumed); by default they are left out.",
+)
 @click.option(
     "--images",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -156,8 +173,10 @@ def similar_cmd(store_path, item_id, k, as_json):
 @click.option(
     "-o", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG path."
 )
-def grid_cmd(run_dir, user_id, k, last, columns, thumb, exclude_consumed, images, out):
-    """Write a PNG contact sheet for one user: profile, top-k (hits green, consumed red), truth."""
+def grid_cmd(run_dir, user_id, k, last, columns, thumb, show_consumed, images, out):
+    """Write a PNG contact sheet for one user: whole profile, top-k, held-out truth.
+
+    The top-k leaves out what the user consumed unless --show-consumed (then hits green, consumed red)."""
     from visrec.data.images import scan_images
     from visrec.runs import load_run
     from visrec.serving.grid import GridLayout, draw_grid, user_sections, write_grid
@@ -165,7 +184,7 @@ def grid_cmd(run_dir, user_id, k, last, columns, thumb, exclude_consumed, images
     run = load_run(run_dir)
     user_idx = run.model.users.index(user_id)
     sections = user_sections(
-        run.model, run.dataset, user_idx, k, last=last, exclude_consumed=exclude_consumed
+        run.model, run.dataset, user_idx, k, last=last, exclude_consumed=not show_consumed
     )
     paths = scan_images(images)[0] if images else _image_paths(run)
     if not paths:
@@ -173,5 +192,11 @@ def grid_cmd(run_dir, user_id, k, last, columns, thumb, exclude_consumed, images
     layout = GridLayout(thumb=thumb, columns=columns)
     sheet = draw_grid(sections, paths, layout, title=f"user {user_id}, {run.meta['model']}")
     write_grid(sheet, out)
-    hits = sections[1].marks.count("hit")
-    click.echo(f"wrote {out} ({sheet.width}x{sheet.height}, {hits} hit(s) in the top {k})")
+    if show_consumed:
+        marks = sections[1].marks
+        shown = (
+            f"{marks.count('hit')} hit(s), {marks.count('consumed')} other consumed in the top {k}"
+        )
+    else:
+        shown = f"top {k} without consumed items; --show-consumed frames them"
+    click.echo(f"wrote {out} ({sheet.width}x{sheet.height}, {shown})")

@@ -2,10 +2,12 @@
 
 Three sections, one thumbnail per item with its id underneath:
 
-1. ``consumed (profile, last N)``: the user's most recent training items, oldest first;
-2. ``top-k recommendations``: a green frame on a held-out (test) hit, a red frame on an item the user
-   already consumed (consumed items are kept by default, as in the tutorial, so a model that only
-   re-ranks the profile shows up red);
+1. ``consumed (whole profile, last N)``: the user's most recent items, oldest first, from everything the
+   user consumed (train, then the validation and test baskets; the latest basket is framed green);
+2. ``top-k recommendations``: by default without any consumed item (serving's definition,
+   :attr:`visrec.data.Dataset.consumed`); with ``exclude_consumed=False`` (``--show-consumed``) consumed
+   items stay, framed: green for a held-out (test) item, red for any other consumed item, so a model that
+   only re-ranks the profile shows up red;
 3. ``ground truth``: the held-out test items.
 
 PIL only, so it works without matplotlib; written atomically.
@@ -84,27 +86,27 @@ def user_sections(
     k: int = 20,
     *,
     last: int | None = None,
-    exclude_consumed: bool = False,
+    exclude_consumed: bool = True,
 ) -> list[GridSection]:
     """The three sections of the tutorial's figure for one user (index ``user_idx``)."""
     ids = dataset.items.ids
-    profile = dataset.profile(user_idx)
-    shown = profile[-(last or k) :]
+    history = dataset.consumed_history(user_idx)
+    shown = history[-(last or k) :]
     truth = dataset.test[user_idx].indices
-    consumed = set(dataset.train[user_idx].indices.tolist())
     rec = recommend_users(model, dataset, [user_idx], k, exclude_consumed=exclude_consumed)[0]
     truth_set = set(truth.tolist())
     marks = [
-        "hit" if int(i) in truth_set else "consumed" if int(i) in consumed else None
-        for i in rec.items
+        "hit" if int(i) in truth_set else "consumed" if flag else None
+        for i, flag in zip(rec.items, rec.consumed, strict=True)
     ]
+    what = "consumed excluded" if exclude_consumed else "consumed shown"
     return [
         GridSection(
-            f"consumed (profile, last {len(shown)} of {len(profile)})",
+            f"consumed (whole profile, last {len(shown)} of {len(history)})",
             _ids(ids, shown),
-            [None] * len(shown),
+            ["hit" if int(i) in truth_set else None for i in shown],
         ),
-        GridSection(f"top-{k} recommendations", _ids(ids, rec.items), marks),
+        GridSection(f"top-{k} recommendations ({what})", _ids(ids, rec.items), marks),
         GridSection(f"ground truth ({len(truth)} held-out)", _ids(ids, truth), [None] * len(truth)),
     ]
 

@@ -15,7 +15,7 @@ faiss (optional extra ``visrec[faiss]``):
 
 The returned candidates are re-scored exactly (float32 dot products) and sorted.
 
-Consumed items are filtered by over-fetching ``k + |consumed|`` candidates and dropping them.
+Consumed items (:attr:`visrec.data.Dataset.consumed`) are filtered by over-fetching ``k + |consumed|`` candidates and dropping them.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from visrec.choices import INDEX_KINDS
 from visrec.errors import ConfigError
 from visrec.models.base import Recommender
 from visrec.models.capabilities import DotProduct, DotProductProfiles
-from visrec.serving.topk import Recommendation
+from visrec.serving.topk import Recommendation, consumed_items
 
 log = logging.getLogger(__name__)
 INDEXES = INDEX_KINDS
@@ -137,8 +137,11 @@ class IndexedModel:
     ) -> list[Recommendation]:
         """Like :func:`visrec.serving.recommend_users`, through the index."""
         users = np.asarray(users, dtype=np.int64).reshape(-1)
-        exclude = [dataset.train[u].indices for u in users] if exclude_consumed else None
-        return self.index.search(self.user_vectors[users], k, exclude)
+        consumed = [consumed_items(dataset, u) for u in users]
+        if exclude_consumed:
+            return self.index.search(self.user_vectors[users], k, consumed)
+        recs = self.index.search(self.user_vectors[users], k)
+        return [rec.marked(c) for rec, c in zip(recs, consumed, strict=True)]
 
     def recommend_profile(
         self, profile: np.ndarray, k: int = 20, *, exclude_consumed: bool = True
@@ -148,7 +151,8 @@ class IndexedModel:
             raise ConfigError(f"{self.model.name} cannot serve a new profile through the index")
         profile = np.asarray(profile, dtype=np.int64)
         query = np.asarray(self.model.profile_vectors([profile]))
-        return self.index.search(query, k, [profile] if exclude_consumed else None)[0]
+        rec = self.index.search(query, k, [profile] if exclude_consumed else None)[0]
+        return rec if exclude_consumed else rec.marked(profile)
 
 
 def build_index(

@@ -97,9 +97,10 @@ class Trainer:
         """Wrap the module (DDP when distributed) and create the optimiser and the scheduler."""
         module = self.model.module
         self.net = self._wrap(module)
-        params = [p for p in module.parameters() if p.requires_grad]
+        groups = self.model.param_groups()
+        params = [p for group in groups for p in group["params"]]
         self.optimizer = torch.optim.Adam(
-            params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, **self._adam_kernel(params)
+            groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, **self._adam_kernel(params)
         )
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=self.cfg.lr_factor, patience=self.cfg.lr_patience
@@ -153,17 +154,37 @@ class Trainer:
             self.history.append(row)
             log.info(json.dumps(row))
             self._checkpoint(epoch, module)
-            if self.on_epoch is not None:
+            if self.on_epoch is not None:  # after the checkpoint: an exception here loses nothing
                 self.on_epoch(row, self.cfg.epochs)
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
+        stopped_early = len(self.history) < self.cfg.epochs
         self.model.info["training"] = {
             "epochs_run": len(self.history),
             "best_epoch": self.best["epoch"],
             "best_val_" + self.cfg.val_metric: self.best["value"] if has_val else None,
-            "stopped_early": len(self.history) < self.cfg.epochs,
+            "stopped_early": stopped_early,
+            "stopped_by": "patience" if stopped_early else "budget",
         }
+        self._log_stop(has_val)
         return self.history
+
+    def _log_stop(self, has_val: bool) -> None:
+        """One line saying why training ended: patience (converged) or the epoch budget."""
+        n, best = len(self.history), self.best["epoch"]
+        if n < self.cfg.epochs:
+            log.info(
+                "stopped early at epoch %d (patience %d); best epoch %d", n, self.cfg.patience, best
+            )
+        elif has_val and best == n and n > 1:
+            log.warning(
+                "epoch budget reached (%d epochs) while validation %s was still improving: "
+                "raise epochs (--set epochs=N)",
+                n,
+                self.cfg.val_metric,
+            )
+        else:
+            log.info("epoch budget reached (%d epochs); best epoch %d", n, best)
 
     def _wrap(self, module: torch.nn.Module):
         if not self.dist.active:

@@ -1,11 +1,14 @@
 """The FastAPI app: HTML pages (server-rendered, no front-end build) and a JSON API with OpenAPI docs.
 
-Pages: ``/`` (runs, jump to a user), ``/users/{id}`` (profile, top-k marked hit/consumed, held-out truth,
-per-user metrics, ACF attention), ``/items/{id}`` (image, visual neighbours, consumers),
-``/compare/{id}?a=0&b=1``. API: ``/api/health``, ``/api/users/{id}/recommendations?k=``,
+Pages (:mod:`visrec.viewer.pages`): ``/``, ``/search``, ``/users``, ``/users/{id}``, ``/items/{id}``,
+``/compare/{id}?a=0&b=1``; with ``--new-items``, ``/new-items/{id}`` (:mod:`visrec.viewer.new_items`,
+also its API). Recommendations leave out what the user consumed (train, validation and
+test interactions) unless ``?consumed=show``, which keeps them, flagged (``consumed: true``, a red frame).
+API: ``/api/health``, ``/api/users/{id}/recommendations?k=&consumed=``,
 ``/api/items/{id}/similar?k=``, ``POST /api/recommend``. Images are served only from the given folder, by
-item id (a path never reaches the file system): unknown ids and traversal attempts get a JSON 404, bad query
-values a 422, any other failure a JSON 500 without a stack trace.
+item id (a path never reaches the file system): unknown ids and traversal attempts get a 404, bad query
+values a 422, any other failure a 500 without a stack trace; as JSON under the API, image and attention
+paths, as an HTML page everywhere else (a browser never lands on a raw JSON error).
 """
 
 from __future__ import annotations
@@ -15,22 +18,39 @@ import re
 from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visrec.errors import ConfigError, DataError
 from visrec.models.capabilities import ScoresProfiles
 from visrec.serving import recommend_profile
 from visrec.viewer import new_items
 from visrec.viewer.docs import add_offline_docs
+from visrec.viewer.pages import error_page, page_router
 from visrec.viewer.state import ViewerState
 
 log = logging.getLogger(__name__)
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-PAGE = 40  # profile images per page
+JSON_PATHS = (
+    "/api/",
+    "/images/",
+    "/thumbs/",
+    "/new-thumbs/",
+    "/attention/",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+)
+"""Paths whose errors are JSON; every other path is a page, whose errors are HTML pages."""
 K = Query(20, ge=1, le=500, description="How many items.")
+CONSUMED = Query(
+    "hide",
+    pattern="^(hide|show)$",
+    description="hide: leave out items the user consumed (train, validation, test); show: keep "
+    "them, flagged consumed: true.",
+)
 
 
 class ProfileRequest(BaseModel):
@@ -39,6 +59,9 @@ class ProfileRequest(BaseModel):
     )
     k: int = Field(20, ge=1, le=500)
     run: int = Field(0, ge=0)
+    consumed: str = Field(
+        "hide", pattern="^(hide|show)$", description="show: keep the profile's items, flagged."
+    )
 
 
 def create_app(state: ViewerState) -> FastAPI:
@@ -62,12 +85,15 @@ def create_app(state: ViewerState) -> FastAPI:
         }
 
     @app.get("/api/users/{user_id}/recommendations")
-    def api_recommendations(user_id: str, k: int = K, run: int = Query(0, ge=0)) -> dict:
+    def api_recommendations(
+        user_id: str, k: int = K, run: int = Query(0, ge=0), consumed: str = CONSUMED
+    ) -> dict:
         u = state.user_index(user_id)
         return {
             "user_id": user_id,
             "model": state.run(run).meta["model"],
-            "items": state.recommendations(run, u, k),
+            "consumed": consumed,
+            "items": state.recommendations(run, u, k, show_consumed=consumed == "show"),
         }
 
     @app.get("/api/items/{item_id}/similar")
@@ -83,7 +109,8 @@ def create_app(state: ViewerState) -> FastAPI:
         if not isinstance(run.model, ScoresProfiles):
             raise ConfigError(f"run {body.run} ({run.meta['model']}) cannot serve a new profile")
         profile = run.model.items.indices(body.items)
-        rec = recommend_profile(run.model, profile, body.k)
+        show = body.consumed == "show"
+        rec = recommend_profile(run.model, profile, body.k, exclude_consumed=not show)
         return {"model": run.meta["model"], "items": rec.to_rows(run.model.items.ids)}
 
     @app.get("/images/{item_id}")
@@ -105,105 +132,53 @@ def create_app(state: ViewerState) -> FastAPI:
         png = state.heatmap(item_id, att["components"][position], att["grid"], size)
         return Response(png, media_type="image/png")
 
-    _pages(app, state)
+    app.include_router(page_router(state))
     if state.new_items is not None:
-        new_items.add_routes(app, state, TEMPLATES, K)
+        app.include_router(new_items.api_router(state))
     return app
-
-
-def _pages(app: FastAPI, state: ViewerState) -> None:
-    @app.get("/", response_class=HTMLResponse)
-    def index(request: Request, user: str | None = None):
-        if user:
-            state.user_index(user)
-            return RedirectResponse(f"/users/{user}", status_code=303)
-        users = state.dataset.users.ids[:30].tolist()
-        return TEMPLATES.TemplateResponse(request, "index.html", {"state": state, "users": users})
-
-    @app.get("/users/{user_id}", response_class=HTMLResponse)
-    def user_page(
-        request: Request,
-        user_id: str,
-        k: int = K,
-        run: int = Query(0, ge=0),
-        page: int = Query(1, ge=1),
-    ):
-        u = state.user_index(user_id)
-        ds = state.dataset
-        profile = ds.items.ids_of(ds.profile(u)).tolist()
-        pages = max(1, -(-len(profile) // PAGE))
-        page = min(page, pages)
-        att = state.attention(run, u)
-        weights = None
-        if att is not None:
-            weights = [
-                (ds.items.id(i), float(w), pos)
-                for pos, (i, w) in enumerate(zip(att["items"], att["item_weights"], strict=True))
-            ]
-        context = {
-            "state": state,
-            "user_id": user_id,
-            "run": run,
-            "k": k,
-            "page": page,
-            "pages": pages,
-            "n_profile": len(profile),
-            "profile": profile[(page - 1) * PAGE : page * PAGE],
-            "recs": state.recommendations(run, u, k),
-            "metrics": state.user_metrics(run, u),
-            "truth": ds.items.ids_of(ds.test[u].indices).tolist(),
-            "attention": weights,
-            "model": state.run(run).meta["model"],
-        }
-        return TEMPLATES.TemplateResponse(request, "user.html", context)
-
-    @app.get("/items/{item_id}", response_class=HTMLResponse)
-    def item_page(request: Request, item_id: str, k: int = K):
-        i = state.item_index(item_id)
-        context = {
-            "state": state,
-            "item_id": item_id,
-            "similar": state.similar(i, k),
-            "consumers": state.consumers(i),
-            "has_image": item_id in state.image_paths,
-        }
-        return TEMPLATES.TemplateResponse(request, "item.html", context)
-
-    @app.get("/compare/{user_id}", response_class=HTMLResponse)
-    def compare(
-        request: Request, user_id: str, a: int = Query(0, ge=0), b: int = Query(1, ge=0), k: int = K
-    ):
-        u = state.user_index(user_id)
-        columns = [(state.run(r).meta["model"], state.recommendations(r, u, k)) for r in (a, b)]
-        return TEMPLATES.TemplateResponse(
-            request,
-            "compare.html",
-            {"state": state, "user_id": user_id, "columns": columns, "k": k},
-        )
 
 
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(KeyError)
     async def not_found(request: Request, exc: KeyError):
-        message = exc.args[0] if exc.args else "not found"
-        return JSONResponse({"error": _strip_paths(str(message))}, status_code=404)
+        message = _strip_paths(str(exc.args[0] if exc.args else "not found"))
+        return _error(request, 404, message)
 
     @app.exception_handler(ConfigError)
     @app.exception_handler(DataError)
     async def bad_request(request: Request, exc: Exception):
-        return JSONResponse({"error": public_message(exc)}, status_code=422)
+        return _error(request, 422, public_message(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         errors = [
-            {"where": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
+            {"where": ".".join(str(p) for p in e["loc"]), "problem": _strip_paths(e["msg"])}
+            for e in exc.errors()
         ]
-        return JSONResponse({"error": "invalid request", "details": errors}, status_code=422)
+        return _error(request, 422, "invalid request", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if _wants_json(request):
+            return await http_exception_handler(request, exc)
+        return error_page(request, exc.status_code, _strip_paths(str(exc.detail)))
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception):
         log.exception("viewer error on %s", request.url.path)
-        return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
+        return _error(request, 500, f"internal error ({type(exc).__name__})")
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith(JSON_PATHS)
+
+
+def _error(request: Request, status: int, message: str, details: list | None = None):
+    """A JSON error under the API and image paths, an HTML error page elsewhere."""
+    if _wants_json(request):
+        body = {"error": message} | ({"details": details} if details is not None else {})
+        return JSONResponse(body, status_code=status)
+    return error_page(request, status, message, details or [])
 
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])/[^\s'\",;:]+")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
 
 from visrec._io import atomic_path
 from visrec.data.images import inside, load_rgb, scan_image_folder
@@ -70,12 +70,32 @@ def _skipped(items: NewItems) -> list[dict]:
     return [{"file": Path(p["path"]).name, "reason": p["reason"]} for p in items.problems]
 
 
-def add_routes(app: FastAPI, state, templates, k_query) -> None:
-    """The new-item page and API of the viewer (``state.new_items``: a :class:`NewItemsView`)."""
-    view: NewItemsView = state.new_items
+def new_item_rows(state, run_no: int, item_id: str, k: int) -> list[dict]:
+    """The audience page's rows: each user's rank and score, and their latest consumed items."""
+    users = state.new_items.audience(state, run_no, item_id, k)
+    ds = state.dataset
+    for row in users:
+        consumed = ds.consumed_history(ds.users.index(row["user_id"]))
+        row["latest"] = ds.items.ids_of(consumed[-LATEST:][::-1]).tolist()
+    return users
 
-    @app.get("/api/new-items")
-    def api_new_items(run: int = Query(0, ge=0)) -> dict:
+
+def _k():
+    """A k parameter (a fresh Query each time: one Query object is never shared by two parameters)."""
+    return Query(20, ge=1, le=500, description="How many users.")
+
+
+def _run():
+    return Query(0, ge=0, description="Run number (order on the command line).")
+
+
+def api_router(state) -> APIRouter:
+    """The new items' JSON API and images (``state.new_items``: a :class:`NewItemsView`)."""
+    view: NewItemsView = state.new_items
+    router = APIRouter()
+
+    @router.get("/api/new-items")
+    def api_new_items(run: int = _run()) -> dict:
         items = view.items(state, run)
         return {
             "model": state.run(run).meta["model"],
@@ -83,28 +103,13 @@ def add_routes(app: FastAPI, state, templates, k_query) -> None:
             "skipped": _skipped(items),
         }
 
-    @app.get("/api/new-items/{item_id}/audience")
-    def api_audience(item_id: str, k: int = k_query, run: int = Query(0, ge=0)) -> dict:
+    @router.get("/api/new-items/{item_id}/audience")
+    def api_audience(item_id: str, k: int = _k(), run: int = _run()) -> dict:
         users = view.audience(state, run, item_id, k)
         return {"item_id": item_id, "model": state.run(run).meta["model"], "users": users}
 
-    @app.get("/new-thumbs/{item_id}")
+    @router.get("/new-thumbs/{item_id}")
     def new_thumb(item_id: str, size: int = Query(160, ge=16, le=1024)) -> FileResponse:
         return FileResponse(view.thumbnail(item_id, size), media_type="image/jpeg")
 
-    @app.get("/new-items/{item_id}", response_class=HTMLResponse)
-    def new_item_page(request: Request, item_id: str, k: int = k_query, run: int = Query(0, ge=0)):
-        users = view.audience(state, run, item_id, k)
-        ds = state.dataset
-        for row in users:
-            profile = ds.profile(ds.users.index(row["user_id"]))
-            row["latest"] = ds.items.ids_of(profile[-LATEST:][::-1]).tolist()
-        context = {
-            "item_id": item_id,
-            "run": run,
-            "k": k,
-            "model": state.run(run).meta["model"],
-            "users": users,
-            "has_image": item_id in view.image_paths,
-        }
-        return templates.TemplateResponse(request, "new_item.html", context)
+    return router

@@ -1,4 +1,5 @@
-"""What the viewer serves: loaded runs, the image folder, an on-disk thumbnail cache, item vectors."""
+"""What the viewer serves: loaded runs and their labels, item titles, stored per-user metrics,
+explanations, the image folder, an on-disk thumbnail cache, item vectors."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import hashlib
 import io
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 
@@ -21,7 +24,11 @@ from visrec.models.capabilities import Explains
 from visrec.runs import Run, load_run
 from visrec.serving import recommend_users, similar_items
 from visrec.serving.index import build_index
+from visrec.viewer.catalog import Catalog
+from visrec.viewer.explain import explain_items, explanation_note
+from visrec.viewer.labels import run_labels
 from visrec.viewer.new_items import NewItemsView
+from visrec.viewer.users import load_per_user, stored_evaluations
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,9 @@ class ViewerState:
     """Run number -> :class:`~visrec.serving.index.IndexedModel` (``--index faiss``)."""
     new_items: NewItemsView | None = None
     """Items never seen in training (``--new-items``), served per run (viewer/new_items.py)."""
+    _labels: list[str] | None = None
+    _catalog: Catalog | None = None
+    _per_user: dict = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -74,19 +84,25 @@ class ViewerState:
         return self.dataset.items.index(item_id)
 
     # --- recommendations ----------------------------------------------------------------------------
-    def recommendations(self, run_no: int, user_idx: int, k: int) -> list[dict]:
+    def recommendations(
+        self, run_no: int, user_idx: int, k: int, *, show_consumed: bool = False
+    ) -> list[dict]:
+        """Top-k rows (rank, item_id, score, consumed, hit) of run ``run_no`` for ``user_idx``.
+
+        Consumed items (serving's definition, :attr:`visrec.data.Dataset.consumed`) are left out
+        unless ``show_consumed``; then they are kept and flagged (``hit``: a held-out test item)."""
         run = self.run(run_no)
+        exclude = not show_consumed
         if run_no in self.indexed:
-            rec = self.indexed[run_no].recommend_users(
-                run.dataset, [user_idx], k, exclude_consumed=False
-            )[0]
+            serve = self.indexed[run_no].recommend_users
+            rec = serve(run.dataset, [user_idx], k, exclude_consumed=exclude)[0]
         else:
-            rec = recommend_users(run.model, run.dataset, [user_idx], k, exclude_consumed=False)[0]
+            serve = partial(recommend_users, run.model)
+            rec = serve(run.dataset, [user_idx], k, exclude_consumed=exclude)[0]
         truth = set(run.dataset.test[user_idx].indices.tolist())
-        consumed = set(run.dataset.train[user_idx].indices.tolist())
         rows = rec.to_rows(run.dataset.items.ids)
         for row, idx in zip(rows, rec.items, strict=True):
-            row["hit"], row["consumed"] = int(idx) in truth, int(idx) in consumed
+            row["hit"] = int(idx) in truth
         return rows
 
     def user_metrics(self, run_no: int, user_idx: int) -> dict:
@@ -115,6 +131,40 @@ class ViewerState:
             "grid": model.grid,
         }
 
+    # --- labels, titles, stored evaluations, explanations -------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        """Each run's label: model + chosen options (:func:`visrec.viewer.labels.run_labels`)."""
+        if self._labels is None:
+            self._labels = run_labels(self.runs)
+        return self._labels
+
+    @property
+    def catalog(self) -> Catalog:
+        """Titles and metadata of the items (the first run's dataset item table)."""
+        if self._catalog is None:
+            self._catalog = Catalog.open(self.runs[0].data.path, self.dataset.items)
+        return self._catalog
+
+    def evaluations(self, run_no: int) -> list[str]:
+        """Names of the run's stored evaluations (``test-full``, ...)."""
+        return stored_evaluations(self.run(run_no).path)
+
+    def per_user(self, run_no: int, name: str) -> pd.DataFrame:
+        """The per-user table of a stored evaluation of the run (read once)."""
+        key = (run_no, name)
+        if key not in self._per_user:
+            self._per_user[key] = load_per_user(self.run(run_no).path, name)
+        return self._per_user[key]
+
+    def explain(self, run_no: int, user_idx: int, item_ids: list[str]) -> list[dict | None]:
+        """Why each of ``item_ids`` was recommended to the user (:mod:`visrec.viewer.explain`)."""
+        model = self.run(run_no).model
+        return explain_items(model, user_idx, model.items.indices(item_ids))
+
+    def explanation_note(self, run_no: int) -> str:
+        return explanation_note(self.run(run_no).model)
+
     # --- items --------------------------------------------------------------------------------------
     def vectors(self) -> np.ndarray | None:
         """Item vectors for 'similar items': the first run's feature store, aligned to the items."""
@@ -134,10 +184,10 @@ class ViewerState:
         vectors = self.vectors()
         if vectors is None:
             return None
-        return similar_items(vectors, item_idx, k).to_rows(self.dataset.items.ids)
+        return similar_items(vectors, item_idx, k).to_rows(self.dataset.items.ids, flags=False)
 
     def consumers(self, item_idx: int, limit: int = 50) -> list[str]:
-        col = self.dataset.train[:, item_idx].tocoo().row
+        col = self.dataset.consumed[:, item_idx].tocoo().row
         return self.dataset.users.ids_of(np.sort(col)[:limit]).tolist()
 
     # --- images -------------------------------------------------------------------------------------
