@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 
 import numpy as np
 import pandas as pd
@@ -200,3 +201,42 @@ def test_low_precision_scores_rank_like_their_float64_values(ds, dtype):
     )
     for mode in a:
         pd.testing.assert_frame_equal(a[mode].per_user, b[mode].per_user, check_exact=True)
+
+
+@needs_numba
+def test_prefetch_loads_the_kernel_in_the_background_once():
+    thread = kernels.prefetch()
+    assert thread is not None and kernels.prefetch() is thread  # idempotent
+    thread.join(120)
+    assert not thread.is_alive() and kernels.enabled()
+    reference, queries = awkward_block(np.random.default_rng(5), 7, 40, 2, np.float32)
+    greater, equal, _ = kernels.row_counts(reference, queries)
+    want_greater, want_equal, _ = numpy_counts(reference, queries)
+    known = ~np.isnan(queries)
+    np.testing.assert_array_equal(greater[known], want_greater[known])
+    np.testing.assert_array_equal(equal[known], want_equal[known])
+
+
+def test_prefetch_is_off_when_numba_is_disabled(monkeypatch):
+    monkeypatch.setenv("VISREC_NUMBA", "0")
+    assert kernels.prefetch() is None
+
+
+@needs_numba
+def test_unwritable_cache_folder_falls_back_silently(tmp_path):
+    """A read-only install: numba cannot save the compiled kernel; counts are still computed."""
+    import subprocess
+    import sys
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    code = (
+        "import numpy as np\n"
+        "from visrec.evaluation import kernels\n"
+        "g, e, n = kernels.row_counts(np.array([[1.0, 2.0, 3.0]]), np.array([[2.0]]))\n"
+        "print(int(g[0, 0]), int(e[0, 0]), kernels.enabled())\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(blocked / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "1", "True"]

@@ -7,6 +7,12 @@ plus one per reduction, and the block does not stay in cache between them; the k
 while it is in L1/L2. Rows are split across ``torch.get_num_threads()`` threads (the kernel releases the
 GIL), so the thread count follows the user's torch setting and no second threading runtime is started.
 
+First call: the compiled machine code is cached on disk (numba ``cache=True``: ``__pycache__`` next to
+this file, or ``NUMBA_CACHE_DIR``; where neither is writable, e.g. a read-only install, numba compiles in
+memory each process, silently). What remains of a first call is importing numba and loading that code
+(~0.5-1.5 s on a loaded 2-core VM). :func:`prefetch` does both in a background thread, started by the
+``evaluate`` command before it loads the run and scores, so the first evaluation finds the kernel ready.
+
 The counts are exact integers, identical to NumPy's (``tests/test_eval_kernels.py`` compares both on
 ties, NaN pads and infinities), so results never depend on which path ran. Without numba, or with
 ``VISREC_NUMBA=0``, :func:`row_counts` returns ``None`` and the caller uses NumPy.
@@ -14,6 +20,7 @@ ties, NaN pads and infinities), so results never depend on which path ran. Witho
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -34,6 +41,31 @@ _lock = threading.Lock()
 def enabled() -> bool:
     """Whether the numba kernel is used (numba importable and ``VISREC_NUMBA`` not ``0``)."""
     return _kernel() is not None
+
+
+def prefetch() -> threading.Thread | None:
+    """Import numba and load (or compile) the kernel for float32 and float64 scores in a background
+    thread; idempotent. The first :func:`history_counts` call then waits only for what is left of it
+    (the kernel's lock serialises the two). ``None`` when disabled by ``VISREC_NUMBA=0``."""
+    if os.environ.get("VISREC_NUMBA", "1") == "0":
+        return None
+    with _lock:
+        thread = _state.get("prefetch")
+        if thread is None:
+            thread = threading.Thread(target=_warm, name="visrec-numba-prefetch", daemon=True)
+            _state["prefetch"] = thread
+            thread.start()
+            # an interpreter exiting during an import in a daemon thread can abort: wait for it
+            atexit.register(thread.join, 30.0)
+    return thread
+
+
+def _warm() -> None:
+    try:
+        for dtype in (np.float32, np.float64):  # one tiny call per dtype loads its cached code
+            row_counts(np.zeros((1, 1), dtype), np.zeros((1, 1), dtype))
+    except Exception as exc:  # the first real call reports any problem itself
+        log.debug("kernel prefetch failed: %s", exc)
 
 
 def row_counts(
