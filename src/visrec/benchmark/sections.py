@@ -14,6 +14,7 @@ import io
 from pathlib import Path
 
 from visrec._io import write_json, write_text
+from visrec.benchmark.backbones import backbone_markdown
 from visrec.benchmark.report import (
     FORMAT_SPLITS,
     MODE_TEXT,
@@ -91,8 +92,6 @@ def _markdown(sections: list[dict], plots: list[Path], out: Path) -> str:
 
 
 def _backbones(section: dict) -> str:
-    from visrec.benchmark.backbones import backbone_markdown
-
     return backbone_markdown(section["backbones"], section["metrics"])
 
 

@@ -14,6 +14,7 @@ from visrec._io import atomic_open, write_json
 from visrec.data.images import IMAGE_EXTENSIONS
 from visrec.data.loaders import DatasetSource, load_movielens, load_wikimedia
 from visrec.data.recipe import FetchContext
+from visrec.data.ugallery import load_ugallery
 from visrec.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -187,8 +188,6 @@ def build_movielens(ctx: FetchContext, out: Path) -> dict:
 
 
 def build_ugallery(ctx: FetchContext, out: Path) -> dict:
-    from visrec.data.ugallery import load_ugallery
-
     source = load_ugallery(
         ctx.obtain("purchases"),
         ctx.obtain("inventory"),
