@@ -114,21 +114,26 @@ def make_data_spec(
     )
 
 
+def input_options(command):
+    """``--features`` and ``--images``: what a model reads besides interactions (train, tune)."""
+    command = click.option(
+        "--images",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=None,
+        help="Image folder for pixel models (default: the dataset's images).",
+    )(command)
+    return click.option(
+        "--features",
+        type=click.Path(exists=True, path_type=Path),
+        default=None,
+        help="Feature store (pooled or spatial) or, for pixel models, an image folder.",
+    )(command)
+
+
 @click.command("train")
 @click.argument("model_name", metavar="MODEL")
 @data_options
-@click.option(
-    "--features",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="Feature store (pooled or spatial) or, for pixel models, an image folder.",
-)
-@click.option(
-    "--images",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Image folder for pixel models (default: the dataset's images).",
-)
+@input_options
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @click.option(
     "--config",

@@ -7,24 +7,13 @@ from pathlib import Path
 import click
 
 from visrec.choices import TUNE_SAMPLERS as SAMPLERS
-from visrec.runs.cli import data_options, make_data_spec, parse_sets, read_config
+from visrec.runs.cli import data_options, input_options, make_data_spec, parse_sets, read_config
 
 
 @click.command("tune")
 @click.argument("model_name", metavar="MODEL")
 @data_options
-@click.option(
-    "--features",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="Feature store (pooled or spatial) or, for pixel models, an image folder.",
-)
-@click.option(
-    "--images",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Image folder for pixel models (default: the dataset's images).",
-)
+@input_options
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Tune folder.")
 @click.option(
     "--trials", type=click.IntRange(1), default=20, show_default=True, help="Trials in all."
