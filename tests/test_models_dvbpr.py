@@ -16,22 +16,13 @@ from visrec.evaluation import evaluate
 from visrec.features import pixel_cache
 from visrec.features.pixel_cache import open_pixels
 from visrec.models import Recommender, create
-from visrec.models.dvbpr import DVBPRConfig, PixelSource
+from visrec.models.dvbpr import DVBPR, DVBPRConfig, PixelSource
 from visrec.models.image_encoders import ConvNet, conv_output_side
 from visrec.testing import check_recommender
 from visrec.training import fit_model
 from visual_support import taste_demo
 
-TINY = {
-    "image_size": 16,
-    "factors": 4,
-    "latent_dim": 3,
-    "fc_dim": 16,
-    "width": 0.125,
-    "epochs": 1,
-    "batch_size": 256,
-    "device": "cpu",
-}
+TINY = dict(DVBPR.conformance_config)  # small, fast CNN-F settings (the model declares them)
 # The paper's form (no latent term: every preference goes through the CNN), small and fast.
 KNOWN_ANSWER = {
     "image_size": 16,
