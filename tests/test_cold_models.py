@@ -215,24 +215,27 @@ DVBPR_KNOWN = {
     "fc_dim": 128,
     "width": 0.25,
     "dropout": 0.0,
-    "epochs": 20,
-    "patience": 5,
+    "epochs": 40,
+    "patience": 8,
     "batch_size": 128,
     "lr": 1e-3,
+    "factor_lr": 1e-2,
+    "augment": True,
     "device": "cpu",
 }
 
 
 @pytest.mark.slow
 def test_dvbpr_ranks_new_items_of_the_users_taste_from_pixels(taste, tmp_path, monkeypatch):
-    """DVBPR learns Phi from 75 training images (32 px) and scores the new items' pixels. Measured: taste
-    AUC 0.79 on this demo (0.886 on the generator before its refactoring); the issue's goal of 0.9 is
-    not reached at this size: Phi sees only the warm half of 150 items. Chance is 0.5."""
+    """DVBPR learns Phi from the 112 warm training images (32 px) and scores the new items' pixels.
+    Chance is 0.5. Measured taste AUC with these settings: .926 (seed 0; seeds 2 and 3: .912, .905).
+    What it took: one learning rate for CNN and factors gave .79; factors at 1e-2 (``factor_lr``) .89;
+    with flips and crops (``augment``) and patience 8 on this small validation set, above .9."""
     monkeypatch.setenv("VISREC_CACHE_DIR", str(tmp_path))
     folder, source, dataset = taste
     model = fit_model(create("dvbpr", DVBPR_KNOWN), dataset, source.images_dir)
     scores = model.score(np.arange(dataset.n_users)).numpy()
-    assert taste_auc(folder, dataset, scores) >= 0.75
+    assert taste_auc(folder, dataset, scores) >= 0.9
     cold = dataset.cold_items("test")
     cache = open_pixels(source.images_dir, dataset.items, 32, tmp_path)
     new = model.score_new_items(np.arange(dataset.n_users), content_of(cache, dataset.items, cold))
