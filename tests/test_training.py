@@ -144,3 +144,13 @@ def test_early_stopping_stops_and_restores_best(demo_dataset):
     assert info["epochs_run"] - info["best_epoch"] == 2
     best = max(row["val_AUC"] for row in model.history)
     assert info["best_val_AUC"] == pytest.approx(best)
+
+
+def test_fit_adds_the_per_triplet_penalty_of_regularised_models(demo_dataset):
+    """The per-triplet lambdas reach training (every epoch's steps, not only ``Trainer.step``): a
+    strong reg_factors shrinks the learned factors and raises the logged loss."""
+    free = fit_model(_bpr(epochs=2, patience=0, reg_factors=0.0, reg_bias=0.0), demo_dataset)
+    shrunk = fit_model(_bpr(epochs=2, patience=0, reg_factors=5.0, reg_bias=0.0), demo_dataset)
+    norm = lambda m: float(m.module.user.weight.norm())  # noqa: E731
+    assert norm(shrunk) < 0.5 * norm(free)
+    assert shrunk.history[0]["loss"] > free.history[0]["loss"]

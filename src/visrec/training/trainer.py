@@ -97,6 +97,7 @@ class Trainer:
         """Wrap the module (DDP when distributed) and create the optimiser and the scheduler."""
         module = self.model.module
         self.net = self._wrap(module)
+        self._regularised = isinstance(module, Regularised)
         groups = self.model.param_groups()
         params = [p for group in groups for p in group["params"]]
         self.optimizer = torch.optim.Adam(
@@ -118,15 +119,18 @@ class Trainer:
     def step(self, batch: dict[str, torch.Tensor], where: str = "") -> torch.Tensor:
         """One optimisation step on a batch (under DDP, gradients are averaged over ranks); a
         non-finite loss raises before the update."""
-        loss = self._loss(*self.net(batch))
-        module = self.model.module
-        if isinstance(
-            module, Regularised
-        ):  # the paper's per-triplet L2 of the rows this batch used
-            loss = loss + module.penalty(batch)
+        loss = self._batch_loss(batch)
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss ({loss.item()}) at {where or 'this step'}")
         return self._update(loss)
+
+    def _batch_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The pairwise loss of a batch, plus a :class:`Regularised` module's penalty (the paper's
+        per-triplet L2 of the rows this batch used)."""
+        loss = self._loss(*self.net(batch))
+        if self._regularised:
+            loss = loss + self.model.module.penalty(batch)
+        return loss
 
     def _update(self, loss: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
@@ -217,7 +221,7 @@ class Trainer:
             torch.manual_seed(hash((cfg.seed, epoch, self.dist.rank)) & 0x7FFFFFFF)
             for batch_no, lo in enumerate(bar, start=1):
                 batch = {k: v[lo : lo + cfg.batch_size] for k, v in tensors.items()}
-                loss = self._update(self._loss(*self.net(batch)))
+                loss = self._update(self._batch_loss(batch))
                 total += loss  # on the device: no host sync per step
                 window.append(loss)
                 batches += 1
