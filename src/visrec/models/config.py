@@ -16,6 +16,7 @@ from visrec.errors import ConfigError
 from visrec.models.search import FloatRange
 
 LOSSES = ("bpr", "warp", "bce")
+OPTIMIZERS = ("adam", "sparse_adam")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ class TrainConfig(Config):
     """auto (CUDA when available), cpu, cuda or cuda:N."""
     fused_adam: bool = True
     """Adam's fused kernel (one pass over each parameter, CPU and CUDA; 2-4x faster steps at batches of 100-1,024): the same update up to float rounding (~1e-7 per step). false: the per-tensor kernel, bit-identical to earlier visrec versions."""
+    optimizer: str = "adam"
+    """adam: dense Adam over every parameter. sparse_adam: embedding tables get sparse gradients and a lazy
+    Adam step of the rows a batch touched (moments of untouched rows do not decay; docs/training.md
+    "Optimisers"), every other parameter dense Adam; faster steps at small batches, single-process only."""
 
     search_space: ClassVar[dict] = {
         "lr": FloatRange(1e-4, 1e-1, log=True),
@@ -90,6 +95,10 @@ class TrainConfig(Config):
         check(self.lr > 0, "lr must be > 0")
         check(self.weight_decay >= 0, "weight_decay must be >= 0")
 
+        check(
+            self.optimizer in OPTIMIZERS,
+            f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}",
+        )
         check(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         check(self.n_negatives >= 1, "n_negatives must be >= 1")
         check(self.patience >= 0 and self.lr_patience >= 0, "patience values must be >= 0")

@@ -148,7 +148,19 @@ def hold_untrained_rows(module: nn.Module, names: tuple[str, ...], dataset: Data
 
 
 def _zero_rows_hook(rows: torch.Tensor):
+    held: dict[torch.device, torch.Tensor] = {}
+
     def hook(grad: torch.Tensor) -> torch.Tensor:
-        return grad.index_fill(0, rows.to(grad.device), 0.0)
+        if not grad.is_sparse:
+            return grad.index_fill(0, rows.to(grad.device), 0.0)
+        # a sparse gradient (optimizer=sparse_adam): drop the entries of held rows
+        if grad.device not in held:
+            mask = torch.zeros(grad.shape[0], dtype=torch.bool, device=grad.device)
+            held[grad.device] = mask.index_fill_(0, rows.to(grad.device), True)
+        index, values = grad._indices(), grad._values()
+        keep = ~held[grad.device][index[0]]
+        return torch.sparse_coo_tensor(
+            index[:, keep], values[keep], grad.shape, check_invariants=False
+        )
 
     return hook

@@ -38,6 +38,7 @@ from visrec.evaluation import validation_score
 from visrec.models.base import Recommender
 from visrec.models.capabilities import Regularised, TrainOptions, TrainsByGradient
 from visrec.training.losses import bce_loss, bpr_loss, warp_loss
+from visrec.training.optim import LazyAdam, use_sparse_gradients
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -100,7 +101,13 @@ class Trainer:
         self._regularised = isinstance(module, Regularised)
         groups = self.model.param_groups()
         params = [p for group in groups for p in group["params"]]
-        self.optimizer = torch.optim.Adam(
+        adam = torch.optim.Adam
+        if self.cfg.optimizer == "sparse_adam":
+            if self.dist.active:
+                raise ConfigError("optimizer=sparse_adam is single-process only (use adam)")
+            use_sparse_gradients(module)
+            adam = LazyAdam
+        self.optimizer = adam(
             groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, **self._adam_kernel(params)
         )
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(

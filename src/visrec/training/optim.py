@@ -1,0 +1,99 @@
+"""Optimisers of the Trainer: Adam (fused or per-tensor) and a lazy "sparse" Adam for embedding tables.
+
+``optimizer = "sparse_adam"`` (TrainConfig) makes every ``nn.Embedding`` of the module return a sparse
+gradient (only the rows a batch looked up) and steps it with :class:`LazyAdam`: Adam (Kingma & Ba 2015,
+Algorithm 1, with PyTorch's L2 ``weight_decay`` added to the gradient) applied to the touched rows only,
+the way TensorFlow's ``LazyAdamOptimizer`` and PyTorch's ``SparseAdam`` do. Every other parameter (VBPR's
+E and beta', item biases, towers) gets a dense gradient and the ordinary Adam step (fused when
+``fused_adam``), in the same optimiser, so the learning-rate scheduler and checkpoints are unchanged.
+
+What it changes against dense Adam: a row that a batch did not touch keeps its moments and its value (dense
+Adam decays its moments and still moves it by the remaining momentum, and decays it by weight decay); the
+bias correction uses the parameter's step count, as dense Adam does. At batch 100 a VBPR step touches
+~200 of 10,000 item rows, so the step costs O(rows touched) instead of O(table), and no full-size gradient
+is zeroed and accumulated. It is a different optimiser: same seed gives the same numbers run to run, not
+dense Adam's numbers (docs/training.md "Optimisers" has the measured effect on validation AUC).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def use_sparse_gradients(module: nn.Module, sparse: bool = True) -> list[nn.Parameter]:
+    """Switch every ``nn.Embedding`` of ``module`` to sparse gradients; returns their weights."""
+    tables = [m for m in module.modules() if isinstance(m, nn.Embedding)]
+    for table in tables:
+        table.sparse = sparse
+    return [t.weight for t in tables]
+
+
+class LazyAdam(torch.optim.Adam):
+    """Adam whose parameters with a sparse gradient are updated row-wise (touched rows only).
+
+    Dense gradients take :class:`torch.optim.Adam`'s own step (fused or foreach as constructed); the state
+    of every parameter has Adam's layout (``step``, ``exp_avg``, ``exp_avg_sq``), so a checkpoint loads into
+    either class and a table may receive a dense gradient on one step (then all its rows are updated, as
+    by Adam) and a sparse one on the next. ``amsgrad`` and ``maximize`` are not supported for sparse rows.
+    """
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        sparse = [
+            (p, group)
+            for group in self.param_groups
+            for p in group["params"]
+            if p.grad is not None and p.grad.is_sparse
+        ]
+        grads = [p.grad for p, _ in sparse]
+        for p, _ in sparse:
+            p.grad = None  # Adam's dense step skips them
+        try:
+            loss = super().step(closure)
+        finally:
+            for (p, _), grad in zip(sparse, grads, strict=True):
+                p.grad = grad
+        for (p, group), grad in zip(sparse, grads, strict=True):
+            self._lazy_step(p, grad, group)
+        return loss
+
+    def _state(self, p: torch.Tensor, group: dict) -> dict:
+        state = self.state[p]
+        if not state:  # the layout of torch.optim.Adam's lazy initialisation
+            on_device = group["fused"] or group["capturable"]
+            state["step"] = torch.zeros(
+                (), dtype=torch.float32, device=p.device if on_device else "cpu"
+            )
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
+
+    def _lazy_step(self, p: torch.Tensor, grad: torch.Tensor, group: dict) -> None:
+        """Adam on the rows of ``grad`` (a sparse COO gradient of a (rows, ...) table)."""
+        if group["amsgrad"] or group["maximize"]:
+            raise ValueError("sparse_adam supports neither amsgrad nor maximize")
+        state = self._state(p, group)
+        grad = grad.coalesce()  # duplicate rows summed, rows sorted and unique
+        rows, g = grad.indices()[0], grad.values()
+        if group["weight_decay"]:
+            g = g.add(p.index_select(0, rows), alpha=group["weight_decay"])
+        beta1, beta2 = group["betas"]
+        state["step"] += 1
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        m = exp_avg.index_select(0, rows).lerp_(g, 1 - beta1)
+        v = exp_avg_sq.index_select(0, rows).mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        exp_avg.index_copy_(0, rows, m)
+        exp_avg_sq.index_copy_(0, rows, v)
+        # p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        if state["step"].device.type == "cpu":  # Adam's own precision: the corrections in float64
+            t = float(state["step"])
+            step_size, bias2 = -group["lr"] / (1 - beta1**t), (1 - beta2**t) ** 0.5
+        else:  # a device tensor: no host sync
+            t = state["step"]
+            step_size, bias2 = (
+                (1 - beta1**t).reciprocal_().mul_(-group["lr"]),
+                (1 - beta2**t).sqrt_(),
+            )
+        denom = v.sqrt_().div_(bias2).add_(group["eps"])
+        p.index_add_(0, rows, m.div_(denom).mul_(step_size))

@@ -1,0 +1,147 @@
+"""LazyAdam (optimizer=sparse_adam): touched rows get Adam's update, untouched rows stay put, dense
+parameters get torch's Adam; the Trainer option trains, resumes and is deterministic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from visrec.errors import ConfigError
+from visrec.models import create
+from visrec.models.capabilities import TrainOptions
+from visrec.training import fit_model
+from visrec.training.optim import LazyAdam, use_sparse_gradients
+
+
+def _adam_row(p, g, m, v, t, lr=0.1, b1=0.9, b2=0.999, eps=1e-8):
+    """Kingma & Ba (2015), Algorithm 1, one row by hand (numpy, float64)."""
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    return p - lr / (1 - b1**t) * m / (np.sqrt(v) / np.sqrt(1 - b2**t) + eps), m, v
+
+
+def _lookup_step(table, opt, rows):
+    opt.zero_grad(set_to_none=True)
+    table(torch.tensor(rows)).pow(2).sum().backward()
+    opt.step()
+
+
+def test_lazy_adam_updates_touched_rows_as_adam_and_leaves_the_others():
+    torch.manual_seed(0)
+    table = nn.Embedding(6, 3)
+    use_sparse_gradients(table)
+    start = table.weight.detach().double().numpy().copy()
+    opt = LazyAdam(table.parameters(), lr=0.1)
+    _lookup_step(table, opt, [1, 3, 3])  # row 3 twice: its gradient is summed
+    _lookup_step(table, opt, [3, 4])
+    after = table.weight.detach().double().numpy()
+    # untouched rows (0, 2, 5) keep their values (dense Adam would leave them too: zero moments)
+    assert np.array_equal(after[[0, 2, 5]], start[[0, 2, 5]].astype(np.float32))
+    # row 1: one Adam step at t=1, then nothing at t=2 (dense Adam would move it by its momentum)
+    p1, _, _ = _adam_row(start[1], 2 * start[1], 0.0, 0.0, 1)
+    np.testing.assert_allclose(after[1], p1, rtol=1e-5)
+    # rows 3 (touched twice, its gradient at t=1 is 2 * 2p) and 4 (first touched at t=2: the bias
+    # correction uses the parameter's step count): what dense Adam gives those rows
+    dense = nn.Embedding(6, 3)
+    with torch.no_grad():
+        dense.weight.copy_(torch.from_numpy(start).float())
+    ref = torch.optim.Adam(dense.parameters(), lr=0.1)
+    _lookup_step(dense, ref, [1, 3, 3])
+    _lookup_step(dense, ref, [3, 4])
+    assert torch.allclose(table.weight[[3, 4]], dense.weight[[3, 4]], atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(table.weight[1], dense.weight[1])  # dense Adam's momentum moved it
+    assert float(opt.state[table.weight]["step"]) == 2
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_lazy_adam_steps_dense_parameters_like_adam(fused):
+    torch.manual_seed(1)
+    a = nn.Linear(4, 2)
+    b = nn.Linear(4, 2)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(5, 4)
+    ours = LazyAdam(a.parameters(), lr=0.05, weight_decay=0.01, fused=fused)
+    ref = torch.optim.Adam(b.parameters(), lr=0.05, weight_decay=0.01, fused=fused)
+    for _ in range(3):
+        for net, opt in ((a, ours), (b, ref)):
+            opt.zero_grad()
+            net(x).pow(2).sum().backward()
+            opt.step()
+    assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+
+
+def test_a_dense_gradient_on_a_sparse_table_updates_every_row():
+    """A step where the whole table is read (e.g. VBPR's forward at a huge batch) is Adam's step."""
+    table = nn.Embedding(4, 2)
+    use_sparse_gradients(table)
+    opt = LazyAdam(table.parameters(), lr=0.1)
+    _lookup_step(table, opt, [0])
+    before = table.weight.detach().clone()
+    opt.zero_grad()
+    table.weight.sum().backward()  # dense gradient of ones
+    opt.step()
+    assert not torch.isclose(table.weight, before).any()
+    assert float(opt.state[table.weight]["step"]) == 2
+
+
+def _vbpr(**overrides):
+    cfg = {"epochs": 3, "factors": 8, "visual_factors": 4, "batch_size": 32, "lr": 0.01}
+    return create("vbpr", cfg | {"patience": 0, "device": "cpu"} | overrides)
+
+
+def test_sparse_adam_trains_vbpr_deterministically_and_resumes(demo_dataset, tmp_path):
+    features = np.random.default_rng(0).random((demo_dataset.n_items, 6), dtype=np.float32)
+    users = np.arange(15)
+    a = fit_model(_vbpr(optimizer="sparse_adam"), demo_dataset, features)
+    b = fit_model(_vbpr(optimizer="sparse_adam"), demo_dataset, features)
+    dense = fit_model(_vbpr(), demo_dataset, features)
+    assert torch.equal(a.score(users), b.score(users))  # same seed, same numbers
+    assert not torch.equal(a.score(users), dense.score(users))  # a different optimiser
+    assert a.history[-1]["loss"] < a.history[0]["loss"]
+    # interrupted in epoch 3, resumed: the optimiser state round-trips through the checkpoint
+    run = tmp_path / "run"
+
+    def crash(epoch, batch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_model(_vbpr(optimizer="sparse_adam"), demo_dataset, features,
+                  TrainOptions(run_dir=run, on_batch=crash))  # fmt: skip
+    resumed = fit_model(
+        _vbpr(optimizer="sparse_adam"),
+        demo_dataset,
+        features,
+        TrainOptions(run_dir=run, resume=True),
+    )
+    assert torch.allclose(resumed.score(users), a.score(users), atol=1e-6)
+
+
+def test_sparse_adam_keeps_untrained_item_rows_at_zero():
+    """The zero-row hook of items without train interactions filters a sparse gradient too."""
+    import pandas as pd
+
+    from visrec.data import Dataset, SplitSpec
+    from visrec.data.interactions import Interactions
+
+    rng = np.random.default_rng(0)
+    rows = [
+        (f"u{u}", f"i{i}", t) for u in range(20) for t, i in enumerate(rng.choice(30, 6, False))
+    ]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    extra = [f"i{i}" for i in range(40)]  # i30..i39: catalogue items without interactions
+    dataset = Dataset.build(
+        Interactions.from_frame(frame), SplitSpec(validation=False), extra_item_ids=extra
+    )
+    cold = torch.tensor([dataset.items.index(f"i{i}") for i in range(30, 40)])
+    features = rng.random((dataset.n_items, 6), dtype=np.float32)
+    model = fit_model(_vbpr(optimizer="sparse_adam", batch_size=8), dataset, features)
+    weight = model.module.gamma_item.weight
+    assert torch.count_nonzero(weight[cold]) == 0 and torch.count_nonzero(weight) > 0
+
+
+def test_unknown_optimizer_is_a_config_error():
+    with pytest.raises(ConfigError, match="optimizer must be one of adam, sparse_adam"):
+        create("vbpr", {"optimizer": "sgd"})
