@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from visrec.errors import ConfigError
 from visrec.models import create
 from visrec.models.capabilities import TrainOptions
 from visrec.training import TrainingError, bce_loss, bpr_loss, fit_model, warp_loss
@@ -151,6 +152,65 @@ def test_fit_adds_the_per_triplet_penalty_of_regularised_models(demo_dataset):
     strong reg_factors shrinks the learned factors and raises the logged loss."""
     free = fit_model(_bpr(epochs=2, patience=0, reg_factors=0.0, reg_bias=0.0), demo_dataset)
     shrunk = fit_model(_bpr(epochs=2, patience=0, reg_factors=5.0, reg_bias=0.0), demo_dataset)
-    norm = lambda m: float(m.module.user.weight.norm())  # noqa: E731
+    norm = lambda m: float(m.module.user.weight.detach().norm())  # noqa: E731
     assert norm(shrunk) < 0.5 * norm(free)
     assert shrunk.history[0]["loss"] > free.history[0]["loss"]
+
+
+def _interrupted_run(demo_dataset, run, **overrides):
+    """A BPR run stopped in epoch 3 (its checkpoint holds epoch 2)."""
+
+    class Crash(Exception):
+        pass
+
+    def crash(epoch, batch):
+        if epoch == 3:
+            raise Crash
+
+    with pytest.raises(Crash):
+        fit_model(
+            _bpr(**overrides), demo_dataset, options=TrainOptions(run_dir=run, on_batch=crash)
+        )
+
+
+def test_resume_accepts_a_checkpoint_older_than_new_options(demo_dataset, tmp_path, caplog):
+    """A checkpoint written before ``fused_adam`` and ``optimizer`` existed (its config JSON lacks
+    them) resumes with their defaults and says so in one log line."""
+    full = fit_model(_bpr(), demo_dataset, options=TrainOptions(run_dir=tmp_path / "full"))
+    run = tmp_path / "old"
+    _interrupted_run(demo_dataset, run)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    config = json.loads(state["config"])
+    for newer in ("fused_adam", "optimizer"):
+        del config[newer]
+    state["config"] = json.dumps(config, sort_keys=True)  # the old-style config JSON
+    torch.save(state, run / "checkpoint.pt")
+    with caplog.at_level("INFO", logger="visrec.training.resume"):
+        resumed = fit_model(_bpr(), demo_dataset, options=TrainOptions(run_dir=run, resume=True))
+    notes = [r.getMessage() for r in caplog.records if "predates" in r.getMessage()]
+    assert len(notes) == 1 and "fused_adam=True" in notes[0] and "optimizer='adam'" in notes[0]
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3, 4]
+    users = np.arange(10)
+    assert torch.allclose(full.score(users), resumed.score(users), atol=1e-6)
+
+
+def test_resume_refuses_a_changed_option_with_one_line_naming_it(demo_dataset, tmp_path):
+    run = tmp_path / "run"
+    _interrupted_run(demo_dataset, run)
+    with pytest.raises(ConfigError) as caught:
+        fit_model(_bpr(lr=0.05), demo_dataset, options=TrainOptions(run_dir=run, resume=True))
+    message = str(caught.value)
+    assert "\n" not in message and "another config (lr 0.02 -> 0.05)" in message
+    assert "--force" in message
+    # an old checkpoint whose missing option is now set to a non-default value is a real difference
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    config = json.loads(state["config"])
+    del config["optimizer"]
+    state["config"] = json.dumps(config, sort_keys=True)
+    torch.save(state, run / "checkpoint.pt")
+    with pytest.raises(ConfigError, match="optimizer 'adam' -> 'sparse_adam'"):
+        fit_model(
+            _bpr(optimizer="sparse_adam"),
+            demo_dataset,
+            options=TrainOptions(run_dir=run, resume=True),
+        )

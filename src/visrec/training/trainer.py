@@ -39,6 +39,7 @@ from visrec.models.base import Recommender
 from visrec.models.capabilities import Regularised, TrainOptions, TrainsByGradient
 from visrec.training.losses import bce_loss, bpr_loss, warp_loss
 from visrec.training.optim import LazyAdam, use_sparse_gradients
+from visrec.training.resume import check_resume_config
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -312,8 +313,7 @@ class Trainer:
         state = load_tensor_file(
             path, what="training checkpoint", fix=fix, map_location=self.device
         )
-        if state.get("config") != json.dumps(self.model.config.to_dict(), sort_keys=True):
-            raise ConfigError(f"{path}: checkpoint was written with another config; cannot resume")
+        check_resume_config(state.get("config"), self.model.config, path, fix)
         try:
             self.model.module.load_state_dict(state["module"])
             self.optimizer.load_state_dict(state["optimizer"])
