@@ -95,3 +95,44 @@ def test_user_who_consumed_everything_is_skipped_or_reported():
     assert (s["neg"] == ds.items.index("b")).all()
     with pytest.raises(DataError, match="profile sampling needs"):
         profile_triplets(ds, 5, np.random.default_rng(0))
+
+
+def _train(rows: list[list[int]], n_items: int):
+    import scipy.sparse as sp
+
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    indices = np.concatenate([np.asarray(r, dtype=np.int32) for r in rows])
+    return sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(rows), n_items))
+
+
+def test_negative_retries_are_bounded_for_users_who_consumed_nearly_everything():
+    """Rejection stops after NEGATIVE_ROUNDS; the rows left draw from their user's complement."""
+    from visrec.sampling.triplets import sample_negatives
+
+    train = _train([list(range(199)), [0]], 200)  # user 0: only item 199 is free
+    users = np.zeros(500, dtype=np.int64)
+    neg = sample_negatives(train, users, 2, np.random.default_rng(0))
+    assert neg.shape == (500, 2) and (neg == 199).all()
+
+
+def test_complement_draws_are_uniform_over_the_free_items(monkeypatch):
+    from visrec.sampling import triplets
+
+    monkeypatch.setattr(triplets, "NEGATIVE_ROUNDS", 0)  # every rejected row takes the exact path
+    train = _train([[0, 1, 2, 3, 4, 5], [0]], 10)
+    neg = triplets.sample_negatives(
+        train, np.zeros(8000, dtype=np.int64), 1, np.random.default_rng(1), never=np.array([9])
+    )
+    counts = np.bincount(neg[:, 0], minlength=10)
+    assert counts[[0, 1, 2, 3, 4, 5, 9]].sum() == 0
+    assert np.all(np.abs(counts[6:9] / 8000 - 1 / 3) < 0.03)  # uniform over items 6, 7, 8
+
+
+def test_a_user_without_any_allowed_negative_is_an_error_not_a_hang():
+    """A cold split's new items are never negatives: a user who consumed every other item used to make
+    the rejection loop spin forever."""
+    from visrec.sampling.triplets import sample_negatives
+
+    train = _train([[0, 1, 2, 3], [0]], 5)
+    with pytest.raises(DataError, match="user index 0 consumed every item that can be a negative"):
+        sample_negatives(train, np.array([1, 0]), 1, np.random.default_rng(0), never=np.array([4]))

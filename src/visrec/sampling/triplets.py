@@ -98,10 +98,43 @@ def sample_negatives(
     rows = users if k == 1 else np.repeat(users, k)
     neg = rng.integers(0, n_items, len(rows))
     bad = np.flatnonzero(member(rows, neg))
-    while len(bad):
+    for _ in range(NEGATIVE_ROUNDS):
+        if not len(bad):
+            break
         neg[bad] = rng.integers(0, n_items, len(bad))
         bad = bad[member(rows[bad], neg[bad])]
+    if len(bad):  # users who consumed nearly every item: draw from what is left, exactly
+        neg[bad] = _complement_draws(train, rows[bad], never, rng)
     return neg.reshape(len(users), k)
+
+
+NEGATIVE_ROUNDS = 64
+"""Rejection rounds of :func:`sample_negatives`; rows still rejected after them (only users who consumed
+nearly every item get there: a row survives 64 rounds with probability density^64) draw uniformly from
+their user's explicit complement instead, the same distribution, so the loop is bounded."""
+
+
+def _complement_draws(
+    train: sp.csr_matrix, rows: np.ndarray, never: np.ndarray | None, rng: np.random.Generator
+) -> np.ndarray:
+    """One uniform item per entry of ``rows`` among the items its user has not consumed and that are
+    not in ``never``; a user with none left is a :class:`DataError`."""
+    out = np.empty(len(rows), dtype=np.int64)
+    blocked = np.zeros(train.shape[1], dtype=bool)
+    if never is not None:
+        blocked[never] = True
+    for user in np.unique(rows):
+        free = ~blocked
+        free[train.indices[train.indptr[user] : train.indptr[user + 1]]] = False
+        allowed = np.flatnonzero(free)
+        if not len(allowed):
+            raise DataError(
+                f"user index {int(user)} consumed every item that can be a negative "
+                "(new items of a cold split excluded): no negative exists"
+            )
+        at = np.flatnonzero(rows == user)
+        out[at] = allowed[rng.integers(0, len(allowed), len(at))]
+    return out
 
 
 def _eligible_train(train: sp.csr_matrix) -> np.ndarray:
