@@ -29,6 +29,10 @@ import pandas as pd
 
 FULL = {"users": 1_079, "items": 9_636, "interactions": 96_991, "dim": 2_048}
 MAX_PROFILE = 10
+NEGATIVE_ROUNDS = 200
+"""Rejection rounds for a negative before giving up with a clear error (a round rejects a row with the
+probability that its user consumed the drawn item: a user with 90% of the items consumed leaves a row
+unresolved after 200 rounds with probability 0.9^200 ~ 7e-10; one with every item, always)."""
 
 
 def shape(scale: float) -> dict[str, int]:
@@ -95,6 +99,40 @@ def prepare(work: Path, scale: float = 1.0, seed: int = 0, spatial: bool = False
     return info
 
 
+def sampling_quota(work: Path, requested: int) -> tuple[int, str | None]:
+    """How many triplets the tutorial's sampling notebook can draw here without looping forever.
+
+    The notebook draws ``ceil(T / users)`` distinct (user, positive, negative) triplets per user for
+    training and ``ceil(T / 10 / users)`` more for validation, retrying duplicates with no working
+    bound (its ``limit_iteration`` cap decrements a variable it never tests). A user with ``k`` train
+    items has ``k * (items - k)`` distinct triplets; at a small ``--scale`` the quota can exceed that,
+    and the notebook never returns. Returns ``(T, note)``: ``requested`` when every user's quota is at
+    most half its distinct triplets (the retries stay few), else the largest such ``T`` and a note.
+    """
+    from visrec.data import open_dataset
+    from visrec.data.split import SplitSpec
+
+    dataset = open_dataset(work / "visrec-data").build(SplitSpec())
+    k = np.diff((dataset.train + dataset.targets("validation")).tocsr().indptr)
+    k = k[k > 0]  # the notebook's users: those with train interactions
+    users, distinct = len(k), int((k * (dataset.n_items - k)).min())
+
+    def quota(t: int) -> int:
+        return int(np.ceil(t / users) + np.ceil(max(1, t // 10) / users))
+
+    if quota(requested) * 2 <= distinct:
+        return requested, None
+    t = requested
+    while t > 1 and quota(t) * 2 > distinct:
+        t = max(1, int(t * 0.9))
+    note = (
+        f"sampling: {requested:,} triplets asked, {t:,} used: the tutorial's notebook draws "
+        f"{quota(requested):,} distinct triplets per user and the smallest user has only "
+        f"{distinct:,} (it would retry forever)"
+    )
+    return t, note
+
+
 def open_ids(work: Path) -> list[str]:
     return (work / "features" / "ids.txt").read_text(encoding="utf-8").splitlines()
 
@@ -147,13 +185,18 @@ def triplets(dataset, count: int, rng: np.random.Generator) -> pd.DataFrame:
         np.repeat(np.arange(dataset.n_users), np.diff(indptr)) * dataset.n_items + chrono
     )
     neg = rng.integers(0, dataset.n_items, count)
-    while True:
+    for _ in range(NEGATIVE_ROUNDS):
         keys = users * dataset.n_items + neg
         at = np.minimum(np.searchsorted(consumed, keys), len(consumed) - 1)
         bad = consumed[at] == keys
         if not bad.any():
             break
         neg[bad] = rng.integers(0, dataset.n_items, int(bad.sum()))
+    else:
+        raise SystemExit(
+            f"no negative found in {NEGATIVE_ROUNDS} rounds for {int(bad.sum())} triplet(s): a user "
+            "consumed (nearly) every item; use a larger --scale"
+        )
     first = np.maximum(indptr[users], picks - MAX_PROFILE + 1)
     profiles = [
         " ".join(map(str, chrono[a : b + 1].tolist())) for a, b in zip(first, picks, strict=True)

@@ -22,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-from data import prepare  # noqa: E402
+from data import prepare, sampling_quota  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -129,15 +130,34 @@ def commands(stage: Stage, args, triplets: int | None) -> tuple[list[str], list[
     return peer, ours
 
 
-def timed(cmd: list[str]) -> dict:
-    """One whole process: wall time, its CPU time and peak RSS (from wait4), the load average before."""
+TIMEOUT_S = 3600.0
+"""Default ``--timeout``: a side that runs longer is stopped and the harness exits naming it (no stage
+of a full-scale run takes more than a few minutes)."""
+
+
+def timed(cmd: list[str], timeout: float = TIMEOUT_S) -> dict:
+    """One whole process: wall time, its CPU time and peak RSS (from wait4), the load average before.
+    A process still running after ``timeout`` seconds is killed and the run stops with one line."""
     load = os.getloadavg()[0]
     began = time.perf_counter()
     proc = subprocess.Popen(
         cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    fired = threading.Event()
+
+    def stop() -> None:
+        fired.set()
+        proc.kill()
+
+    watchdog = threading.Timer(timeout, stop)  # the output is read to its end below
+    watchdog.start()
+    try:
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        watchdog.cancel()
+    if fired.is_set():
+        raise SystemExit(f"timed out after {timeout:g} s (--timeout): {' '.join(cmd)}")
     wall = time.perf_counter() - began
     proc.returncode = os.waitstatus_to_exitcode(status)
     lines = [ln for ln in out.splitlines() if ln.startswith("PEER_RESULT ")]
@@ -157,13 +177,15 @@ def run_stage(stage: Stage, args, triplets: int | None) -> dict:
     peer, ours = commands(stage, args, triplets)
     for cmd in (peer, ours):
         if stage.name == "evaluate":
-            subprocess.run([*cmd, "--setup"], env=env(), check=True, capture_output=True)
+            subprocess.run(
+                [*cmd, "--setup"], env=env(), check=True, capture_output=True, timeout=args.timeout
+            )
     for _ in range(args.warmup):
-        timed(peer), timed(ours)
+        timed(peer, args.timeout), timed(ours, args.timeout)
     pairs = []
     for i in range(args.pairs):
         order = (peer, ours) if i % 2 == 0 else (ours, peer)
-        first, second = timed(order[0]), timed(order[1])
+        first, second = timed(order[0], args.timeout), timed(order[1], args.timeout)
         a, b = (first, second) if i % 2 == 0 else (second, first)
         pairs.append({"peer": a, "visrec": b})
         print(f"  {stage.name} pair {i + 1}: peer {value(stage, a):,.2f} visrec {value(stage, b):,.2f} "
@@ -245,6 +267,9 @@ def main() -> None:
     parser.add_argument("--sampling-triplets", type=int, default=5_000_000)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="write every run's numbers here")
+    parser.add_argument(
+        "--timeout", type=float, default=TIMEOUT_S, help="seconds one side's process may run"
+    )
     args = parser.parse_args()
     names = [s for s in args.stages.split(",") if s]
     unknown = [s for s in names if s not in STAGES]
@@ -258,15 +283,19 @@ def main() -> None:
     args.work = (args.work or Path(f".bench/peers/scale-{args.scale:g}")).resolve()
     info = prepare(args.work, args.scale, spatial="acf" in names)
     print(f"data ready in {args.work}: {info}", flush=True)
-    results = []
+    results, notes = [], []
     for name in names:
-        triplets = (
-            max(1, round(args.sampling_triplets * args.scale)) if name == "sampling" else None
-        )
+        triplets = None
+        if name == "sampling":
+            asked = max(1, round(args.sampling_triplets * args.scale))
+            triplets, note = sampling_quota(args.work, asked)
+            if note:
+                print(note, flush=True)
+                notes.append(note)
         results.append(run_stage(STAGES[name], args, triplets))
         if args.json:
             args.json.write_text(json.dumps({"info": info, "results": results}, indent=1))
-    print(table(results, info))
+    print(table(results, info) + "".join(f"\n\nNote: {n}" for n in notes))
 
 
 if __name__ == "__main__":
