@@ -7,6 +7,8 @@ Sections (run all, or some with ``--only a,b``):
   vbpr      (b) VBPR training triplets/s at the tutorial's settings (batch 42,000, latent 200, visual 100,
             Adam lr 1e-3, weight decay 1e-4): triplets read back from CSV through a torch
             Dataset/DataLoader into a module that projects features once per triplet, vs visrec's Trainer;
+  steps     (f) VBPR's per-step cost at batches 100-1,024, optimizer=adam vs sparse_adam, alternating
+            (benchmarks/train_speed_steps.py; ``--profile`` adds torch.profiler tables);
   dvbpr     (e) DVBPR: images/s of the image input (JPEG decoded at each use vs the pixel cache) and
             through CNN-F, forward + backward, at 224 px and at the demo's 64 px (CUDA fp32 and bf16
             autocast too when a GPU is present);
@@ -33,6 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 from train_speed_dvbpr import section_dvbpr  # benchmarks/ is on sys.path
+from train_speed_steps import section_steps
 
 from visrec.data import Dataset, SplitSpec
 from visrec.data.interactions import Interactions
@@ -450,6 +453,7 @@ SECTIONS: dict[str, Callable[[Bench], None]] = {
     "curatornet": section_curatornet,
     "acf": section_acf,
     "dvbpr": section_dvbpr,
+    "steps": section_steps,
 }
 
 
@@ -469,6 +473,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--acf-triplets", type=int, default=4_096, help="(d) ACF triplets")
     parser.add_argument("--acf-channels", type=int, default=2_048, help="(d) channels of ACF maps")
+    parser.add_argument(
+        "--step-batches",
+        type=lambda s: [int(b) for b in s.split(",")],
+        default=[100, 256, 1024],
+        help="(f) batch sizes of the step timings",
+    )
+    parser.add_argument("--step-repeats", type=int, default=4, help="(f) A/B rounds per batch")
+    parser.add_argument("--profile", action="store_true", help="(f) print torch.profiler tables")
     parser.add_argument("--quick", action="store_true", help="10x fewer triplets (a smoke run)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -73,6 +73,14 @@ STAGES = {
             3.0,
         ),
         Stage(
+            "vbpr100s",
+            "VBPR, batch 100, visrec's optimizer=sparse_adam (Cornac: dense Adam)",
+            "cornac",
+            "vbpr100",
+            True,
+            3.0,
+        ),
+        Stage(
             "curatornet",
             "CuratorNet, batch 128, profile-mode triplets (train triplets/s)",
             "tutorial",

@@ -16,6 +16,7 @@ from pathlib import Path
 TRAIN = {
     "vbpr": ("vbpr", ["batch_size=42000"]),
     "vbpr100": ("vbpr", ["batch_size=100"]),
+    "vbpr100s": ("vbpr", ["batch_size=100", "optimizer=sparse_adam"]),
     "curatornet": ("curatornet", ["batch_size=128", "sampling=profile"]),
     "acf": ("acf", ["batch_size=128"]),
 }

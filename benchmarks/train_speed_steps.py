@@ -1,0 +1,92 @@
+"""Section (f) of ``benchmarks/train_speed.py``: the per-step cost of VBPR at small batches.
+
+At the batch sizes of the papers and of Cornac (100-1,024) a step's time is mostly per-step overhead,
+not maths. For each batch size this times the Trainer's own step (``Trainer._update(_batch_loss(batch))``:
+forward, the per-triplet penalty, backward, optimiser step) over pre-sampled batches, alternating
+``optimizer=adam`` and ``optimizer=sparse_adam`` (A B A B ...) so a shared machine's drift hits both;
+the report gives the median of each and their ratio. ``--profile`` prints torch.profiler's table of the
+first batch size's step for both optimisers (self CPU time by operator).
+
+Run: ``python benchmarks/train_speed.py --only steps [--step-batches 100,256,1024] [--profile]``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import torch
+
+OPTIMIZERS = ("adam", "sparse_adam")
+
+
+def _trainer(bench, batch: int, optimizer: str):
+    """A set-up Trainer of VBPR at the tutorial's sizes (its module built and attached by ``fit``)."""
+    from visrec.models import create
+    from visrec.models.capabilities import TrainOptions
+    from visrec.training.trainer import Trainer
+
+    built = {}
+
+    def setup_only(model, dataset, options):
+        trainer = Trainer(model, dataset)
+        trainer.setup()
+        built["trainer"] = trainer
+        return []
+
+    config = {"batch_size": batch, "optimizer": optimizer, "device": "cpu", "seed": bench.args.seed}
+    create("vbpr", config).fit(bench.dataset, bench.features, TrainOptions(trainer=setup_only))
+    return built["trainer"]
+
+
+def _batches(trainer, bench, batch: int, steps: int) -> list[dict[str, torch.Tensor]]:
+    from visrec.training.trainer import epoch_rng
+
+    sample = trainer.model.sample(bench.dataset, batch * steps, epoch_rng(bench.args.seed, 1))
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sample.items()}
+    return [{k: v[i * batch : (i + 1) * batch] for k, v in tensors.items()} for i in range(steps)]
+
+
+def _rate(trainer, batches) -> float:
+    """Triplets/s of the steps over ``batches`` (after 10 unmeasured warm-up steps)."""
+    for b in batches[:10]:
+        trainer._update(trainer._batch_loss(b))
+    began = time.perf_counter()
+    for b in batches[10:]:
+        trainer._update(trainer._batch_loss(b))
+    return sum(len(b["users"]) for b in batches[10:]) / (time.perf_counter() - began)
+
+
+def _profile(trainer, batches, title: str) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for b in batches[:40]:
+            trainer._update(trainer._batch_loss(b))
+    print(f"\nprofile: {title}, 40 steps, self CPU time by operator")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
+def section_steps(bench) -> None:
+    args = bench.args
+    print(f"(f) VBPR steps, latent 200 / visual 100, {torch.get_num_threads()} torch threads")
+    for batch in args.step_batches:
+        steps = max(20, min(200, args.train_triplets // batch))
+        rates: dict[str, list[float]] = {o: [] for o in OPTIMIZERS}
+        for rep in range(args.step_repeats):
+            for optimizer in OPTIMIZERS if rep % 2 == 0 else OPTIMIZERS[::-1]:
+                trainer = _trainer(bench, batch, optimizer)
+                rates[optimizer].append(_rate(trainer, _batches(trainer, bench, batch, steps)))
+        adam, sparse = (statistics.median(rates[o]) for o in OPTIMIZERS)
+        spread = ", ".join(f"{o} " + "/".join(f"{r:,.0f}" for r in rates[o]) for o in OPTIMIZERS)
+        print(
+            f"batch {batch:>5,}: adam {adam:>9,.0f} triplets/s  sparse_adam {sparse:>9,.0f} "
+            f"triplets/s  ratio {sparse / adam:.2f}x  ({steps} steps; runs: {spread})",
+            flush=True,
+        )
+    if args.profile:
+        batch = args.step_batches[0]
+        for optimizer in OPTIMIZERS:
+            trainer = _trainer(bench, batch, optimizer)
+            _profile(trainer, _batches(trainer, bench, batch, 60), f"batch {batch}, {optimizer}")
