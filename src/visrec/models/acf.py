@@ -42,7 +42,7 @@ from visrec.data.dataset import Dataset
 from visrec.errors import DataError
 from visrec.models.capabilities import Explains, FeatureInput, ScoresNewItems, ScoresProfiles
 from visrec.models.config import TrainConfig, check
-from visrec.models.features import feature_shape, item_features, new_item_content
+from visrec.models.features import feature_shape, gather_rows, item_features, new_item_content
 from visrec.models.gradient import GradientRecommender, split_groups
 from visrec.models.registry import register
 from visrec.models.search import Choice, FloatRange
@@ -154,7 +154,7 @@ class ACFModule(nn.Module):
         """v_j (latent + content) of ``items`` (all when None)."""
         if items is None:
             return self.item.weight + self.target_content(self.pooled)
-        return self.item(items) + self.target_content(self.pooled[items])
+        return self.item(items) + self.target_content(gather_rows(self.pooled, items))
 
     def attend(self, u: torch.Tensor, profile: torch.Tensor):
         """User vectors for ``u`` (B, dim) and ``profile`` (B, L) item indices (-1 = padding).

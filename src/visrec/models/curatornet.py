@@ -28,7 +28,7 @@ from visrec.models.capabilities import (
     ScoresProfiles,
 )
 from visrec.models.config import TrainConfig, check
-from visrec.models.features import item_features, new_item_content
+from visrec.models.features import gather_rows, item_features, new_item_content
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
 from visrec.models.search import Choice
@@ -125,7 +125,9 @@ class CuratorNetModule(nn.Module):
         profile, pos, neg = batch["profile"], batch["pos"], batch["neg"]
         items = torch.cat([profile.reshape(-1).clamp(min=0), pos, neg.reshape(-1)])
         unique, inverse = torch.unique(items, return_inverse=True)
-        vectors = self.item_tower(self.features[unique])  # each distinct item once per batch
+        vectors = self.item_tower(
+            gather_rows(self.features, unique)
+        )  # each distinct item once per batch
         n_prof = profile.numel()
         local = inverse[:n_prof].reshape(profile.shape).masked_fill(profile < 0, -1)
         user = self.user_vectors(vectors, local)

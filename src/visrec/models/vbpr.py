@@ -32,7 +32,7 @@ from visrec.models.capabilities import (
     ScoresNewItems,
 )
 from visrec.models.config import TrainConfig, check
-from visrec.models.features import feature_shape, item_features, new_item_content
+from visrec.models.features import feature_shape, gather_rows, item_features, new_item_content
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
 from visrec.models.search import Choice
@@ -119,7 +119,7 @@ class VBPRModule(Regularised, nn.Module):
 
     def visual(self, items: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(E f_i (n, D), beta'.f_i (n,)) of the given item indices (all items when None)."""
-        feats = self.features if items is None else self.features[items]
+        feats = self.features if items is None else gather_rows(self.features, items)
         return feats @ self.E.T, feats @ self.beta_visual
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
