@@ -42,7 +42,7 @@ class BPRConfig(TrainConfig):
 
     search_space: ClassVar[dict] = {
         "lr": FloatRange(1e-4, 1e-1, log=True),
-        "reg_factors": FloatRange(1e-6, 1e-1, log=True),
+        "reg_factors": FloatRange(1e-5, 1.0, log=True),
         "factors": Choice((16, 32, 64, 128)),
     }
     """What ``visrec tune`` varies by default (:mod:`visrec.models.search`): the per-triplet lambda, not

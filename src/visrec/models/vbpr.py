@@ -67,7 +67,7 @@ class VBPRConfig(TrainConfig):
 
     search_space: ClassVar[dict] = {
         "lr": FloatRange(1e-4, 1e-1, log=True),
-        "reg_factors": FloatRange(1e-6, 1e-1, log=True),
+        "reg_factors": FloatRange(1e-5, 1.0, log=True),
         "factors": Choice((16, 32, 64, 128, 200)),
         "visual_factors": Choice((16, 32, 64, 100)),
     }
