@@ -99,7 +99,6 @@ class Trainer:
         """Wrap the module (DDP when distributed) and create the optimiser and the scheduler."""
         module = self.model.module
         self.net = self._wrap(module)
-        self._regularised = isinstance(module, Regularised)
         groups = self.model.param_groups()
         params = [p for group in groups for p in group["params"]]
         adam = torch.optim.Adam
@@ -133,11 +132,12 @@ class Trainer:
         return self._update(loss)
 
     def _batch_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The pairwise loss of a batch, plus a :class:`Regularised` module's penalty (the paper's
-        per-triplet L2 of the rows this batch used)."""
+        """The pairwise loss of a batch plus, for a :class:`Regularised` module, the paper's per-triplet
+        L2 of the rows this batch used: the one objective of :meth:`step` and of every epoch."""
         loss = self._loss(*self.net(batch))
-        if self._regularised:
-            loss = loss + self.model.module.penalty(batch)
+        module = self.model.module
+        if isinstance(module, Regularised):
+            loss = loss + module.penalty(batch)
         return loss
 
     def _update(self, loss: torch.Tensor) -> torch.Tensor:
