@@ -38,6 +38,24 @@ def is_finished(run_dir: Path) -> bool:
         return False
 
 
+def resume_config(out: Path, model_name: str, config: dict | None) -> dict:
+    """The options a resumed run continues with: those saved in its ``run.json`` (so a default that
+    changed since, e.g. ``epochs``, does not make the run another one), overridden by the ones given
+    now. Options this version does not know are left to the checkpoint's config check, which names
+    them; options added since take their defaults there, with a log line."""
+    try:
+        meta = read_json(out / RUN_FILE)
+    except (OSError, ValueError):
+        return dict(config or {})
+    if not isinstance(meta, dict) or meta.get("model") != model_name:
+        return dict(config or {})
+    saved = meta.get("config")
+    if not isinstance(saved, dict):
+        return dict(config or {})
+    known = {name for name, *_ in get(model_name).config_class.describe()}
+    return {k: v for k, v in saved.items() if k in known} | dict(config or {})
+
+
 def load_features(
     model_cls: type[Recommender],
     features: str | Mapping[str, str] | None,
@@ -115,7 +133,7 @@ def train_run(
     """
     out = Path(out)
     cls = get(model_name)
-    model = create(model_name, config or {})
+    model = create(model_name, resume_config(out, model_name, config) if resume else config or {})
     work = out
     if is_finished(out):
         if resume:
