@@ -121,6 +121,51 @@ def whole_process(work: Path, run: Path, runs: int, baseline: Path | None) -> di
     return times
 
 
+def child_phases(run: Path) -> None:
+    """One ``visrec evaluate`` done step by step as the command does it; prints (wall, CPU) seconds of
+    each step: torch's import, visrec's imports, loading the model, building the dataset, evaluating."""
+    marks = [("start", time.perf_counter(), time.process_time())]
+
+    def mark(name: str) -> None:
+        marks.append((name, time.perf_counter(), time.process_time()))
+
+    import torch
+
+    torch.set_num_threads(1)
+    mark("import torch")
+    from visrec.evaluation import kernels
+
+    kernels.prefetch()  # as the command: numba's import overlaps what follows
+    from visrec.runs.directory import load_run
+    from visrec.runs.evaluate import evaluate_run_modes
+
+    mark("import visrec")
+    loaded = load_run(run)
+    mark("load model")
+    loaded.dataset  # noqa: B018 - builds (or loads) the dataset
+    mark("dataset")
+    evaluate_run_modes(run, run=loaded, modes=("tutorial",), existing="overwrite")
+    mark("evaluate + write")
+    steps = {b[0]: (b[1] - a[1], b[2] - a[2]) for a, b in zip(marks, marks[1:], strict=False)}
+    print("PHASES " + json.dumps(steps))
+
+
+def phases(work: Path, run: Path, runs: int) -> dict[str, dict[str, list]]:
+    """Per-step seconds of ``runs`` fresh processes, cache off and on alternating."""
+    out: dict[str, dict[str, list]] = {"cache off": {}, "cache on": {}}
+    for _ in range(runs):
+        for name in out:
+            env = environment(work, SRC, cache=name == "cache on")
+            done = subprocess.run(
+                [sys.executable, __file__, "--child-phases", str(run)],
+                env=env, check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            line = next(x for x in done.stdout.splitlines() if x.startswith("PHASES "))
+            for step, pair in json.loads(line[7:]).items():
+                out[name].setdefault(step, []).append(pair)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="x the Wikimedia shape")
@@ -128,13 +173,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="open+build repeats per variant")
     parser.add_argument("--work", type=Path, default=Path("/tmp/visrec-dataset-cache-bench"))
     parser.add_argument("--baseline-src", type=Path, default=None, help="older code's src folder")
+    parser.add_argument("--child-phases", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_phases is not None:
+        child_phases(args.child_phases)
+        return
     os.environ["OMP_NUM_THREADS"] = "1"
     work = args.work.resolve()
     load_before = os.getloadavg()
     run = prepare(work, args.scale)
     builds = open_build(work, args.repeats)
     print(json.dumps({"open_build_seconds": builds}))
+    steps = phases(work, run, args.runs)
     times = whole_process(work, run, args.runs, args.baseline_src)
     load_after = os.getloadavg()
     print(f"\ndataset open+build ({work / 'data'}): cold {builds['cold']:.3f} s, first build "
@@ -146,6 +196,13 @@ def main() -> None:
         cpu = statistics.median(c for _, c in pairs)
         spread = f"{min(w for w, _ in pairs):.2f}-{max(w for w, _ in pairs):.2f}"
         print(f"  {name:<10} wall {wall:6.2f} s (range {spread})   CPU {cpu:6.2f} s")
+    print(f"steps of one evaluate process (median wall / CPU s of {args.runs}, as the command):")
+    for name, table in steps.items():
+        cells = [
+            f"{step} {statistics.median(w for w, _ in v):.2f}/{statistics.median(c for _, c in v):.2f}"
+            for step, v in table.items()
+        ]
+        print(f"  {name:<10} " + ", ".join(cells))
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
 
 

@@ -137,7 +137,14 @@ def drop_array(entry):
     (entry / "profile_items.npy").unlink()
 
 
-@pytest.mark.parametrize("damage", [damage_array, forge_array, truncate_manifest, drop_array])
+def odd_manifest(entry):
+    manifest = json.loads((entry / "manifest.json").read_text())
+    (entry / "manifest.json").write_text(json.dumps(manifest | {"arrays": [], "shape": "x"}))
+
+
+@pytest.mark.parametrize(
+    "damage", [damage_array, forge_array, truncate_manifest, drop_array, odd_manifest]
+)
 def test_a_damaged_entry_is_rebuilt_with_a_log_line(data, tmp_path, caplog, damage):
     cache_dir = tmp_path / "cache"
     build_dataset(data, cache_dir=cache_dir)

@@ -106,7 +106,7 @@ def build_dataset(
     if folder.is_dir():
         try:
             dataset = load_entry(folder, split)
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             log.warning("dataset cache entry %s is damaged (%s): rebuilding it", folder, exc)
         else:
             log.info("opened %s from the dataset cache (%s)", dataset.name, folder)
