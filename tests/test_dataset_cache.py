@@ -218,3 +218,16 @@ def test_evaluation_engine_gives_identical_arrays(data, tmp_path):
         assert a[mode].means == b[mode].means
         for name, values in a[mode].per_user.items():
             np.testing.assert_array_equal(values, b[mode].per_user[name])
+
+
+def test_every_layout_is_cached_exactly(tmp_path, demo_dir):
+    from test_loaders import _layouts
+
+    cache_dir = tmp_path / "cache"
+    for path in _layouts(tmp_path, demo_dir)[1:]:
+        wiki = path.is_dir() and path.name == "wiki"
+        split = SplitSpec("given", validation=False) if wiki else SplitSpec()
+        fresh = open_dataset(path).build(split)
+        build_dataset(path, split, cache_dir=cache_dir)
+        assert_same(build_dataset(path, split, cache_dir=cache_dir), fresh)
+    assert len(entries(cache_dir)) == 3

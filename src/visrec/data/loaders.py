@@ -189,6 +189,21 @@ def dataset_inputs(path: str | Path) -> tuple[list[Path], list[Path]] | None:
     return [f for f in files if f.is_file()], [d for d in folders if d is not None and d.is_dir()]
 
 
+def open_images(path: str | Path) -> tuple[Path | None, dict[str, Path] | None]:
+    """``(images_dir, image_paths)`` of ``open_dataset(path)`` without reading the interactions (what
+    ``recommend`` and ``grid`` show beside a run's items). DataError when ``path`` is no dataset."""
+    path = Path(path)
+    if path.is_file():
+        return None, None
+    layout = detect_layout(path) if path.is_dir() else None
+    if layout is None:
+        raise DataError(NOT_A_DATASET if path.is_dir() else "no such file or folder", path=path)
+    images_dir = folder_parts(path).images_dir if layout.kind == "visrec" else layout.images_dir
+    if images_dir is None or not images_dir.is_dir():
+        return images_dir, None
+    return images_dir, scan_images(images_dir)[0]
+
+
 def load_folder(folder: str | Path) -> DatasetSource:
     """A visrec dataset folder (see module docstring)."""
     folder = Path(folder)

@@ -20,7 +20,7 @@ from pathlib import Path
 from visrec._io import read_json_object
 from visrec.data.cache import build_dataset
 from visrec.data.dataset import Dataset
-from visrec.data.loaders import open_dataset
+from visrec.data.loaders import open_images
 from visrec.data.split import SplitSpec
 from visrec.errors import DataError, VisrecError
 from visrec.models import Recommender
@@ -43,7 +43,7 @@ class DataSpec:
         return build_dataset(self.path, SplitSpec(**self.split), filters=self.filters, cache=cache)
 
     def images_dir(self) -> Path | None:
-        return open_dataset(self.path).images_dir
+        return open_images(self.path)[0]
 
 
 def data_spec(
