@@ -52,7 +52,8 @@ def test_groups_split_the_parameters_and_reach_the_optimiser(
 
 
 @pytest.mark.parametrize(
-    ("name", "options"), [("dvbpr", DVBPR | {"factor_lr": None}), ("acf", ACF)]
+    ("name", "options"),
+    [("dvbpr", DVBPR | {"factor_lr": None}), ("acf", ACF | {"embedding_lr": None})],
 )
 def test_without_a_part_lr_there_is_one_group(name, options, demo_dataset, pixels):
     model = _fitted(name, options, demo_dataset, pixels)
