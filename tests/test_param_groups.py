@@ -12,6 +12,7 @@ from visrec.training import Trainer, fit_model
 
 DVBPR = {"image_size": 16, "factors": 4, "latent_dim": 3, "fc_dim": 16, "width": 0.125}
 ACF = {"dim": 8}
+VBPR = {"factors": 4, "visual_factors": 3}
 COMMON = {"epochs": 1, "batch_size": 256, "device": "cpu", "lr": 1e-4}
 
 
@@ -25,7 +26,9 @@ def _maps(n_items: int) -> np.ndarray:
 
 
 def _fitted(name, options, dataset, pixels):
-    features = pixels if name == "dvbpr" else _maps(dataset.n_items)
+    features = {"dvbpr": pixels, "vbpr": _maps(dataset.n_items)[:, 0, 0]}.get(
+        name, _maps(dataset.n_items)
+    )
     return fit_model(create(name, COMMON | options), dataset, features)
 
 
@@ -34,6 +37,7 @@ def _fitted(name, options, dataset, pixels):
     [
         ("dvbpr", DVBPR | {"factor_lr": 3e-2}, ("theta", "gamma_user", "gamma_item")),
         ("acf", ACF | {"embedding_lr": 3e-2}, ("user", "item", "context")),
+        ("vbpr", VBPR | {"visual_lr": 3e-2}, ("E", "beta_visual")),
     ],
 )
 def test_groups_split_the_parameters_and_reach_the_optimiser(
@@ -53,7 +57,7 @@ def test_groups_split_the_parameters_and_reach_the_optimiser(
 
 @pytest.mark.parametrize(
     ("name", "options"),
-    [("dvbpr", DVBPR | {"factor_lr": None}), ("acf", ACF | {"embedding_lr": None})],
+    [("dvbpr", DVBPR | {"factor_lr": None}), ("acf", ACF | {"embedding_lr": None}), ("vbpr", VBPR)],
 )
 def test_without_a_part_lr_there_is_one_group(name, options, demo_dataset, pixels):
     model = _fitted(name, options, demo_dataset, pixels)
@@ -67,3 +71,5 @@ def test_part_lr_must_be_positive():
         create("dvbpr", {"factor_lr": 0})
     with pytest.raises(Exception, match="embedding_lr must be > 0"):
         create("acf", {"embedding_lr": -1})
+    with pytest.raises(Exception, match="visual_lr must be > 0"):
+        create("vbpr", {"visual_lr": 0})
