@@ -167,7 +167,9 @@ def _model(config: ExtractConfig, dev: torch.device, compile: bool) -> tuple[obj
     if dev.type != "cpu":
         raise ConfigError(f"the onnx backend runs on the CPU, not {dev}: use --backend torch there")
     if config.precision not in ("auto", "fp32") or compile:
-        raise ConfigError("the onnx backend computes in fp32 (no --precision bf16/fp16, no --compile)")
+        raise ConfigError(
+            "the onnx backend computes in fp32 (no --precision bf16/fp16, no --compile)"
+        )
     model, prep = onnx_model(
         config.backbone,
         config.weights,
