@@ -146,3 +146,19 @@ def test_draft_decoding_of_large_jpegs_matches_full_decode_reference(tmp_path):
         expected = body(batch).permute(0, 2, 3, 1).numpy()
     cosines = _cosines(store.array, expected)
     assert cosines.min() >= 0.999, cosines
+
+
+def test_resume_refuses_another_backend(tmp_path, monkeypatch):
+    from visrec.features import extract as extract_module
+
+    zoo = make_zoo(tmp_path / "zoo", huge=False)
+
+    def crash(*_):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(extract_module, "_write_batch", crash)
+    with pytest.raises(RuntimeError):
+        extract_features(zoo, tmp_path / "s", **TINY)
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="different settings"):
+        extract_features(zoo, tmp_path / "s", resume=True, backend="onnx", **TINY)
