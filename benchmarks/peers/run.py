@@ -235,8 +235,8 @@ def table(results: list[dict], info: dict) -> str:
         f"data: {info['users']:,} users, {info['items']:,} items, {info['interactions']:,} interactions "
         f"({info['n_train']:,} train), {info['dim']}-d features; 1 thread per process; "
         f"{len(results[0]['pairs']) if results else 0} A/B pairs per stage\n\n"
-        "| stage | peer | peer's median | visrec's median | visrec / peer, median [min-max] | target | whole process s, peer / visrec | peak RSS MB, peer / visrec | load avg |\n"
-        "|---|---|---:|---:|---|---:|---|---|---|\n"
+        "| stage | peer | peer's median | visrec's median | visrec / peer, median [min-max] | target | whole process s, peer / visrec | whole process CPU s, peer / visrec | peak RSS MB, peer / visrec | load avg |\n"
+        "|---|---|---:|---:|---|---:|---|---|---|---|\n"
     )
     rows = []
     for r in results:
@@ -251,7 +251,8 @@ def table(results: list[dict], info: dict) -> str:
         rows.append(
             f"| {r['title']} | {r['peer']} | {fmt(p['value'])} | {fmt(v['value'])} | "
             f"**{r['ratio_median']:.2f}x** [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}] | {target}{met} | "
-            f"{p['wall']:.1f} / {v['wall']:.1f} | {p['maxrss_mb']:,.0f} / {v['maxrss_mb']:,.0f} | "
+            f"{p['wall']:.1f} / {v['wall']:.1f} | {p['cpu']:.1f} / {v['cpu']:.1f} | "
+            f"{p['maxrss_mb']:,.0f} / {v['maxrss_mb']:,.0f} | "
             f"{r['load_min']:.1f}-{r['load_max']:.1f} |"
         )
     patches = sorted({p for r in results for p in r["patches"]})
