@@ -51,7 +51,10 @@ def test_groups_split_the_parameters_and_reach_the_optimiser(
     assert sorted(every) == sorted(id(p) for p in named.values() if p.requires_grad)
 
 
-@pytest.mark.parametrize(("name", "options"), [("dvbpr", DVBPR), ("acf", ACF)])
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("dvbpr", DVBPR | {"factor_lr": None}), ("acf", ACF | {"embedding_lr": None})],
+)
 def test_without_a_part_lr_there_is_one_group(name, options, demo_dataset, pixels):
     model = _fitted(name, options, demo_dataset, pixels)
     trainer = Trainer(model, demo_dataset)

@@ -19,7 +19,7 @@ from visrec.models.capabilities import DotProduct, Regularised
 from visrec.models.config import TrainConfig, check
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
-from visrec.models.search import Choice
+from visrec.models.search import Choice, FloatRange
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,13 @@ class BPRConfig(TrainConfig):
     """Adam weight decay on every parameter at every step (the old convention; 0: the lambdas above
     regularise instead). Saved configs that set it keep working."""
 
-    search_space: ClassVar[dict] = TrainConfig.search_space | {"factors": Choice((16, 32, 64, 128))}
-    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
+    search_space: ClassVar[dict] = {
+        "lr": FloatRange(1e-4, 1e-1, log=True),
+        "reg_factors": FloatRange(1e-5, 1.0, log=True),
+        "factors": Choice((16, 32, 64, 128)),
+    }
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`): the per-triplet lambda, not
+    ``weight_decay`` (0 by default: the lambdas regularise)."""
 
     def validate(self) -> None:
         super().validate()

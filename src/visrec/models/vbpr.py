@@ -35,7 +35,7 @@ from visrec.models.config import TrainConfig, check
 from visrec.models.features import feature_shape, item_features, new_item_content
 from visrec.models.gradient import GradientRecommender
 from visrec.models.registry import register
-from visrec.models.search import Choice
+from visrec.models.search import Choice, FloatRange
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,14 @@ class VBPRConfig(TrainConfig):
     init_std: float = 0.01
     """Standard deviation of the normal initialisation of gamma, theta and E (biases start at 0)."""
 
-    search_space: ClassVar[dict] = TrainConfig.search_space | {
-        "factors": Choice((32, 64, 128, 200)),
+    search_space: ClassVar[dict] = {
+        "lr": FloatRange(1e-4, 1e-1, log=True),
+        "reg_factors": FloatRange(1e-5, 1.0, log=True),
+        "factors": Choice((16, 32, 64, 128, 200)),
         "visual_factors": Choice((16, 32, 64, 100)),
     }
-    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
+    """What ``visrec tune`` varies by default (:mod:`visrec.models.search`): BPR-MF's space (the same
+    lr, lambda_theta and latent sizes, so both get one budget) plus the visual dimension."""
 
     def validate(self) -> None:
         super().validate()

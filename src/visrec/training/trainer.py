@@ -118,15 +118,19 @@ class Trainer:
     def step(self, batch: dict[str, torch.Tensor], where: str = "") -> torch.Tensor:
         """One optimisation step on a batch (under DDP, gradients are averaged over ranks); a
         non-finite loss raises before the update."""
-        loss = self._loss(*self.net(batch))
-        module = self.model.module
-        if isinstance(
-            module, Regularised
-        ):  # the paper's per-triplet L2 of the rows this batch used
-            loss = loss + module.penalty(batch)
+        loss = self._batch_loss(batch)
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss ({loss.item()}) at {where or 'this step'}")
         return self._update(loss)
+
+    def _batch_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The pairwise loss of a batch plus, for a :class:`Regularised` module, the paper's per-triplet
+        L2 of the rows this batch used: the one objective of :meth:`step` and of every epoch."""
+        loss = self._loss(*self.net(batch))
+        module = self.model.module
+        if isinstance(module, Regularised):
+            loss = loss + module.penalty(batch)
+        return loss
 
     def _update(self, loss: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
@@ -217,7 +221,7 @@ class Trainer:
             torch.manual_seed(hash((cfg.seed, epoch, self.dist.rank)) & 0x7FFFFFFF)
             for batch_no, lo in enumerate(bar, start=1):
                 batch = {k: v[lo : lo + cfg.batch_size] for k, v in tensors.items()}
-                loss = self._update(self._loss(*self.net(batch)))
+                loss = self._update(self._batch_loss(batch))
                 total += loss  # on the device: no host sync per step
                 window.append(loss)
                 batches += 1
