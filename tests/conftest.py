@@ -11,6 +11,12 @@ REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    """visrec's caches (pixels, built datasets) go to a folder of this session, never ~/.cache."""
+    os.environ["VISREC_CACHE_DIR"] = str(tmp_path_factory.mktemp("visrec-cache"))
+
+
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
     """A small demo dataset folder (80 users, 90 items, 32 px images), generated once per session."""

@@ -98,3 +98,26 @@ def test_data_group_lists_its_attached_subcommands():
 
     group = cli.get_command(click.Context(cli), "data")
     assert {sub for (name, sub) in SUBCOMMANDS if name == "data"} <= set(group.commands)
+
+
+def test_each_builtin_model_is_registered_by_its_listed_module():
+    from visrec.models import registry
+
+    names = registry.names()  # imports every built-in module
+    builtin = {n for n in names if registry.get(n).__module__ in registry.BUILTIN_MODULES}
+    assert builtin == set(registry.BUILTINS)
+    for name, module in registry.BUILTINS.items():
+        assert registry.get(name).__module__ == module
+
+
+def test_getting_one_model_imports_only_its_module():
+    """Loading a run (Recommender.load -> registry.get) imports its own model, not all of them."""
+    probe = (
+        "import sys; from visrec.models import registry; registry.get('bpr'); "
+        "print(sorted(m for m in registry.BUILTIN_MODULES if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.stdout.split() == ["['visrec.models.bpr']"], done.stderr

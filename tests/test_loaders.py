@@ -91,3 +91,35 @@ def test_write_folder_round_trip(tmp_path, demo_dir):
 def test_not_a_dataset(tmp_path):
     with pytest.raises(DataError, match="not a dataset folder"):
         open_dataset(tmp_path)
+
+
+def _layouts(root, demo_dir):
+    """One folder of each layout (and a bare file): visrec, MovieLens, Wikimedia."""
+    ml = root / "ml"
+    ml.mkdir()
+    write(ml / "u.data", "1\t10\t5\t881250949\n1\t20\t3\t881250950\n2\t10\t4\t881250951\n")
+    (ml / "posters").mkdir()
+    _image(ml / "posters" / "10.jpg")
+    wiki = root / "wiki"
+    wiki.mkdir()
+    write(wiki / "train.csv", "user,image_id,timestamp\n1,100,10\n1,101,20\n2,100,5\n2,102,6\n")
+    write(wiki / "test.csv", "user,image_id,timestamp\n1,103,30\n2,104,7\n")
+    (wiki / "images").mkdir()
+    _image(wiki / "images" / "100.png")
+    return [demo_dir, ml, wiki, demo_dir / "interactions.csv"]
+
+
+def test_open_images_and_inputs_follow_open_dataset(tmp_path, demo_dir):
+    from visrec.data.loaders import dataset_inputs, open_images
+
+    for path in _layouts(tmp_path, demo_dir):
+        src = open_dataset(path)
+        assert open_images(path) == (src.images_dir, src.image_paths), path
+        files, folders = dataset_inputs(path)
+        assert folders == ([src.images_dir] if src.images_dir else [])
+        assert all(f.is_file() for f in files) and files
+    assert {f.name for f in dataset_inputs(tmp_path / "wiki")[0]} == {"train.csv", "test.csv"}
+    assert {f.name for f in dataset_inputs(demo_dir)[0]} >= {"interactions.csv", "items.csv"}
+    assert dataset_inputs(tmp_path / "nothing") is None
+    with pytest.raises(DataError, match="no such file"):
+        open_images(tmp_path / "nothing")

@@ -192,14 +192,29 @@ def test_hopeless_trial_is_pruned_by_its_validation_curve(demo_dir, tmp_path):
     fixed = {"epochs": 4, "patience": 0, "factors": 8, "batch_size": 128, "device": "cpu"}
     # grid order: three learning trials (the pruner's start-up), then one that cannot learn
     space = {"lr": [0.02, 0.03, 0.04, 1e-9]}
-    settings = TuneSettings("bpr", data_spec(demo_dir), fixed=fixed, space=space, sampler="grid")
+    settings = TuneSettings(
+        "bpr", data_spec(demo_dir), fixed=fixed, space=space, sampler="grid", prune_after=2
+    )
     result = tune(settings, out, 4, evaluate_test=False)
     states = {t["param_lr"]: t["state"] for t in result.trials}
     assert states == {0.02: "complete", 0.03: "complete", 0.04: "complete", 1e-9: "pruned"}
     pruned = next(t for t in result.trials if t["state"] == "pruned")
-    assert pruned["epochs"] == 2  # pruning starts at epoch 2 (n_warmup_steps): 2 of 4 epochs ran
+    assert pruned["epochs"] == 2  # pruning starts at epoch prune_after: 2 of 4 epochs ran
     assert not (out / "trials" / f"{pruned['trial']:04d}").exists()
     assert "pruned" in (out / "trials.md").read_text()
+
+
+def test_no_trial_is_pruned_before_prune_after(demo_dir, tmp_path):
+    """The default lets every trial train 5 epochs first: a slow starter is not cut at epoch 2."""
+    fixed = {"epochs": 6, "patience": 0, "factors": 8, "batch_size": 128, "device": "cpu"}
+    space = {"lr": [0.02, 0.03, 0.04, 1e-9]}
+    settings = TuneSettings("bpr", data_spec(demo_dir), fixed=fixed, space=space, sampler="grid")
+    assert settings.prune_after == 5
+    result = tune(settings, tmp_path / "tune", 4, evaluate_test=False)
+    pruned = [t for t in result.trials if t["state"] == "pruned"]
+    assert [(t["param_lr"], t["epochs"]) for t in pruned] == [(1e-9, 5)]
+    with pytest.raises(ConfigError, match="prune_after"):
+        TuneSettings("bpr", data_spec(demo_dir), prune_after=0)
 
 
 def test_changed_settings_are_refused(demo_dir, tmp_path):

@@ -135,6 +135,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def default_cache_dir() -> Path:
+    """Root of visrec's rebuildable caches (pixels, built datasets): ``$VISREC_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/visrec``, else ``~/.cache/visrec``."""
+    if os.environ.get("VISREC_CACHE_DIR"):
+        return Path(os.environ["VISREC_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "visrec"
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -59,6 +59,8 @@ class SearchTable(Typed):
     """Sampler seed."""
     prune: bool = True
     """Stop hopeless trials early (median of earlier trials' validation curves)."""
+    prune_after: int = 5
+    """Epochs every trial trains before pruning may stop it (``visrec tune --prune-after``)."""
     space: dict = field(default_factory=dict)
     """Option -> list of values, "low..high" or "log:low..high"; default: the model's declared space."""
 

@@ -4,6 +4,7 @@ from visrec._lazy import lazy_exports
 
 _EXPORTS = {
     "Dataset": "visrec.data.dataset",
+    "build_dataset": "visrec.data.cache",
     "Interactions": "visrec.data.interactions",
     "load_interactions": "visrec.data.interactions",
     "DatasetSource": "visrec.data.loaders",

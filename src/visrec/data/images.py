@@ -18,6 +18,7 @@ docs/security.md), so:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -105,6 +106,26 @@ def scan_image_folder(folder: str | Path) -> ImageScan:
         else:
             scan.images[stem] = path
     return scan
+
+
+def folder_fingerprint(folder: str | Path) -> str:
+    """SHA-256 of what :func:`scan_image_folder`'s result depends on, read without resolving every file:
+    the folder's resolved path and, per entry with an image extension, its name and kind (a symbolic
+    link adds where it resolves to and whether that is a file). Image bytes are not read: the catalogue
+    is made of names. A cached dataset build is keyed by it (:mod:`visrec.data.cache`)."""
+    folder = Path(folder)
+    digest = hashlib.sha256(str(folder.resolve()).encode("utf-8", "surrogateescape"))
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if Path(entry.name).suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            if entry.is_symlink():
+                target = _resolve(Path(entry.path))
+                kind = f"link {target} {target is not None and target.is_file()}"
+            else:
+                kind = "file" if entry.is_file(follow_symlinks=False) else "other"
+            digest.update(f"{entry.name}\0{kind}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def _resolve(path: Path) -> Path | None:

@@ -10,6 +10,7 @@ point elsewhere (so large image folders are referenced, never copied). Also read
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,13 +132,22 @@ def _first_dir(folder: Path, names: tuple[str, ...]) -> Path | None:
     return None
 
 
-def load_folder(folder: str | Path) -> DatasetSource:
-    """A visrec dataset folder (see module docstring)."""
+@dataclass(frozen=True)
+class FolderParts:
+    """The files of a visrec dataset folder, as its ``dataset.json`` (or the defaults) names them."""
+
+    manifest: dict
+    interactions: Path
+    images_dir: Path | None
+    items: Path
+
+
+def folder_parts(folder: str | Path) -> FolderParts:
+    """Where a visrec dataset folder's parts are (see module docstring); a DataError when its
+    ``dataset.json`` is not valid JSON or it has no interaction file."""
     folder = Path(folder)
     manifest: dict = {}
     if (folder / "dataset.json").is_file():
-        import json
-
         try:
             manifest = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
@@ -152,16 +162,60 @@ def load_folder(folder: str | Path) -> DatasetSource:
     images_dir = (
         (folder / manifest["images"]) if "images" in manifest else _first_dir(folder, ("images",))
     )
+    return FolderParts(
+        manifest, inter_path, images_dir, folder / manifest.get("items", "items.csv")
+    )
+
+
+def dataset_inputs(path: str | Path) -> tuple[list[Path], list[Path]] | None:
+    """``(files, image folders)`` that :func:`open_dataset` reads for ``path`` (what a cached build
+    of it depends on), or None when ``path`` is not a dataset (open_dataset then says why)."""
+    path = Path(path)
+    if path.is_file():
+        return [path], []
+    layout = detect_layout(path) if path.is_dir() else None
+    if layout is None:
+        return None
+    if layout.kind == "visrec":
+        try:
+            parts = folder_parts(path)
+        except DataError:
+            return None
+        files = [parts.interactions, path / "dataset.json", parts.items]
+        folders = [parts.images_dir]
+    else:
+        extra = [path / "u.item", path / "u.genre"] if layout.kind == "movielens" else []
+        files, folders = [*layout.interaction_files, *extra], [layout.images_dir]
+    return [f for f in files if f.is_file()], [d for d in folders if d is not None and d.is_dir()]
+
+
+def open_images(path: str | Path) -> tuple[Path | None, dict[str, Path] | None]:
+    """``(images_dir, image_paths)`` of ``open_dataset(path)`` without reading the interactions (what
+    ``recommend`` and ``grid`` show beside a run's items). DataError when ``path`` is no dataset."""
+    path = Path(path)
+    if path.is_file():
+        return None, None
+    layout = detect_layout(path) if path.is_dir() else None
+    if layout is None:
+        raise DataError(NOT_A_DATASET if path.is_dir() else "no such file or folder", path=path)
+    images_dir = folder_parts(path).images_dir if layout.kind == "visrec" else layout.images_dir
+    if images_dir is None or not images_dir.is_dir():
+        return images_dir, None
+    return images_dir, scan_images(images_dir)[0]
+
+
+def load_folder(folder: str | Path) -> DatasetSource:
+    """A visrec dataset folder (see module docstring)."""
+    folder = Path(folder)
+    parts = folder_parts(folder)
+    images_dir = parts.images_dir
     image_paths = (
         scan_images(images_dir)[0] if images_dir is not None and images_dir.is_dir() else None
     )
-    items = None
-    items_path = folder / manifest.get("items", "items.csv")
-    if items_path.is_file():
-        items = _read_items(items_path)
+    items = _read_items(parts.items) if parts.items.is_file() else None
     return DatasetSource(
-        load_interactions(inter_path),
-        manifest.get("name", folder.name),
+        load_interactions(parts.interactions),
+        parts.manifest.get("name", folder.name),
         images_dir,
         image_paths,
         items,

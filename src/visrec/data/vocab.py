@@ -18,7 +18,10 @@ class Vocabulary:
     __slots__ = ("_ids", "_index", "name")
 
     def __init__(self, ids: Iterable[object], name: str = "id"):
-        arr = np.asarray([str(i) for i in ids], dtype=object)
+        if isinstance(ids, np.ndarray) and ids.dtype.kind == "U":  # e.g. a cached vocabulary
+            arr = ids.astype(object)  # Python str objects, in one C loop
+        else:
+            arr = np.asarray([str(i) for i in ids], dtype=object)
         self._index = pd.Index(arr)
         if not self._index.is_unique:
             dupes = self._index[self._index.duplicated()].unique()[:5].tolist()

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from visrec import __version__
-from visrec._io import atomic_dir, read_json, write_json
+from visrec._io import atomic_dir, default_cache_dir, read_json, write_json
 from visrec.data.images import ImageReadError, load_rgb, scan_image_folder
 from visrec.data.vocab import Vocabulary
 from visrec.errors import ConfigError, DataError
@@ -90,14 +90,6 @@ class PixelCache:
                 path=self.path,
             )
         return np.asarray(rows, dtype=np.int64)
-
-
-def default_cache_dir() -> Path:
-    """``$VISREC_CACHE_DIR``, else ``$XDG_CACHE_HOME/visrec``, else ``~/.cache/visrec``."""
-    if os.environ.get("VISREC_CACHE_DIR"):
-        return Path(os.environ["VISREC_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "visrec"
 
 
 def open_pixels(

@@ -14,16 +14,19 @@ from visrec.errors import ConfigError
 # registry (Recommender.load) and the two modules must not import each other.
 _REGISTRY: dict[str, type[Any]] = {}
 
-# Modules that define the built-in models; imported once, on first use of the registry.
-BUILTIN_MODULES = (
-    "visrec.models.baselines",
-    "visrec.models.bpr",
-    "visrec.models.visrank",
-    "visrec.models.vbpr",
-    "visrec.models.curatornet",
-    "visrec.models.dvbpr",
-    "visrec.models.acf",
-)
+# The built-in models and the module that registers each: get("vbpr") imports only visrec.models.vbpr
+# (loading a run imports its own model, not every other); names() imports them all.
+BUILTINS = {
+    "random": "visrec.models.baselines",
+    "pop": "visrec.models.baselines",
+    "bpr": "visrec.models.bpr",
+    "visrank": "visrec.models.visrank",
+    "vbpr": "visrec.models.vbpr",
+    "curatornet": "visrec.models.curatornet",
+    "dvbpr": "visrec.models.dvbpr",
+    "acf": "visrec.models.acf",
+}
+BUILTIN_MODULES = tuple(dict.fromkeys(BUILTINS.values()))
 _loaded = False
 
 
@@ -42,22 +45,29 @@ def register(name: str):
     return wrap
 
 
+def _import(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:  # a real import error inside an existing module
+            raise
+
+
 def _load_builtins() -> None:
     global _loaded
     if _loaded:
         return
     for module in BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a real import error inside an existing module
-                raise
+        _import(module)
     _loaded = True
 
 
 def get(name: str) -> type[Any]:
     """The model class registered under ``name``; unknown names list the known ones."""
-    _load_builtins()
+    if name not in _REGISTRY and name in BUILTINS:
+        _import(BUILTINS[name])
+    if name not in _REGISTRY:
+        _load_builtins()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]

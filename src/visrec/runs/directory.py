@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrec._io import read_json_object
+from visrec.data.cache import build_dataset
 from visrec.data.dataset import Dataset
-from visrec.data.loaders import open_dataset
+from visrec.data.loaders import open_images
 from visrec.data.split import SplitSpec
 from visrec.errors import DataError, VisrecError
 from visrec.models import Recommender
@@ -36,12 +37,13 @@ class DataSpec:
     split: dict = field(default_factory=lambda: SplitSpec().to_dict())
     filters: dict = field(default_factory=dict)
 
-    def build(self) -> Dataset:
-        source = open_dataset(self.path)
-        return source.build(SplitSpec(**self.split), **self.filters)
+    def build(self, *, cache: bool | None = None) -> Dataset:
+        """The Dataset, through the dataset cache (:func:`visrec.data.cache.build_dataset`; ``cache``
+        defaults to ``$VISREC_DATASET_CACHE``)."""
+        return build_dataset(self.path, SplitSpec(**self.split), filters=self.filters, cache=cache)
 
     def images_dir(self) -> Path | None:
-        return open_dataset(self.path).images_dir
+        return open_images(self.path)[0]
 
 
 def data_spec(

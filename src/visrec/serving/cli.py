@@ -24,9 +24,9 @@ def index_option(help: str):
 def _image_paths(run) -> dict:
     source_images = None
     try:
-        from visrec.data.loaders import open_dataset
+        from visrec.data.loaders import open_images
 
-        source_images = open_dataset(run.data.path).image_paths
+        source_images = open_images(run.data.path)[1]
     except (DataError, FileNotFoundError):
         pass
     return source_images or {}

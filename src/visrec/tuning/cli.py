@@ -38,6 +38,13 @@ from visrec.runs.cli import data_options, input_options, make_data_spec, parse_s
 )
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Fix one model option.")
 @click.option("--no-prune", is_flag=True, help="Train every trial to its end (no median pruning).")
+@click.option(
+    "--prune-after",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Epochs every trial trains before median pruning may stop it.",
+)
 def tune_cmd(
     model_name,
     features,
@@ -51,6 +58,7 @@ def tune_cmd(
     config_file,
     sets,
     no_prune,
+    prune_after,
     **data_kw,
 ):
     """Search MODEL's options on validation (Optuna); evaluate the best run on test once.
@@ -70,6 +78,7 @@ def tune_cmd(
         seed=seed,
         metric=metric,
         prune=not no_prune,
+        prune_after=prune_after,
     )
     result = tune(settings, out, trials, echo=click.echo)
     click.echo(f"wrote {out / 'trials.md'}, trials.csv, history.png and best.json")

@@ -62,8 +62,15 @@ class TuneSettings:
     metric: str = "AUC"
     """Validation metric maximised (and reported per epoch for pruning)."""
     prune: bool = True
+    prune_after: int = 5
+    """Epochs every trial trains before the median rule may stop it: learning curves cross (a small
+    learning rate starts low and ends high), so a rule applied from epoch 2 selects fast starters. On
+    MovieLens posters VBPR at lr 1e-3 was at validation AUC .73 after one epoch (below every faster
+    trial) and .875 at its best epoch (the best of the grid)."""
 
     def __post_init__(self):
+        if self.prune_after < 1:
+            raise ConfigError("prune_after must be >= 1 epoch")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
         if not self.data.split.get("validation", True):
@@ -189,8 +196,9 @@ def _queue_grid(study, space: dict[str, Param]) -> None:
 def _pruner(optuna, settings: TuneSettings):
     if not settings.prune:
         return optuna.pruners.NopPruner()
-    # a trial stops when its validation curve is below the median of earlier trials at the same epoch
-    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+    # a trial stops when its validation curve is below the median of earlier trials at the same epoch,
+    # from epoch prune_after on
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=settings.prune_after)
 
 
 def _grid_trials(space: dict[str, Param], n_trials: int, echo: Echo) -> int:
