@@ -13,6 +13,20 @@ for each set:
 
 Prints images/s for each and the ratios b/a and b/c. Weights are random (``none``): speed does not
 depend on them.
+
+    python benchmarks/extract_speed.py --ab [--n-large 48] [--rounds 3] [--backbone resnet50]
+
+One thread, in one process, on the same generated 1600x1200 JPEGs, alternating the variants round by
+round (A B C A B C ...) so that a shared machine's drift hits all alike; prints per-image CPU ms of each
+stage's candidates (decode, forward) and images/s of the whole loops, each as a median over rounds and
+as a ratio to the tutorial's loop:
+
+- decode: full decode + torchvision transforms (tutorial), full decode + one box resize, JPEG draft
+  (1/4 scale) + box resize with and without ``reducing_gap`` (visrec: draft, ``reducing_gap=3``);
+- forward (batch 8): eager NCHW (tutorial), channels_last with fused normalisation (visrec's torch
+  path), ``torch.jit.freeze`` + ``optimize_for_inference``, bf16 autocast, ONNX Runtime;
+- loops: the tutorial's loop vs ``extract_features(workers=0)`` with ``backend="torch"`` (main) and
+  ``backend="onnx"`` (cache warmed first), loop rate (the report's images/s) and whole-call rate.
 """
 
 from __future__ import annotations
@@ -73,7 +87,12 @@ def naive(folder: Path, backbone: str, limit: int) -> float:
 
 
 def visrec_extract(
-    folder: Path, backbone: str, precision: str, batch: int, workers: int | None
+    folder: Path,
+    backbone: str,
+    precision: str,
+    batch: int,
+    workers: int | None,
+    backend: str = "torch",
 ) -> tuple[float, float, str]:
     from visrec.features import extract_features
 
@@ -87,6 +106,7 @@ def visrec_extract(
             precision=precision,
             batch_size=batch,
             workers=workers,
+            backend=backend,
             progress=False,
         )
         wall = time.perf_counter() - start
@@ -152,7 +172,19 @@ def main() -> None:
         help="Only the per-image decoding CPU cost (fast; robust to other load).",
     )
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "visrec-bench")
+    parser.add_argument(
+        "--ab",
+        action="store_true",
+        help="1 thread, alternating A/B rounds of every candidate on 1600x1200 JPEGs (see above).",
+    )
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.ab:
+        from extract_variants import run_ab
+
+        folder = make_images(args.data / "1600x1200", args.n_large, (1600, 1200), seed=9)
+        run_ab(folder, args.backbone, args.rounds)
+        return
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}"

@@ -11,6 +11,7 @@ tutorial/data/Wikimedia/                the same data in the tutorial's files:
   naive-user-{train,validation}.csv     profile,pi,ni,ui (VBPR, ACF)
   naive-profile-{train,validation}.csv  profile,pi,ni,ui (CuratorNet)
   naive-user-evaluation.csv             user_id,predict,profile (the sampling notebook's columns)
+jpegs-1600x1200/                        JPEGs for the extraction stages (``jpeg_folder``)
 ```
 
 Indices agree on both sides: the tutorial's item index is visrec's item vocabulary index (the embedding
@@ -227,3 +228,21 @@ def _evaluation_csv(path: Path, dataset) -> None:
             profile = dataset.profile(u)[-MAX_PROFILE:]
             rows.append((u, " ".join(map(str, truth.tolist())), " ".join(map(str, profile))))
     pd.DataFrame(rows, columns=["user_id", "predict", "profile"]).to_csv(path, index=False)
+
+
+JPEGS = "jpegs-1600x1200"
+
+
+def jpeg_folder(work: Path, n: int) -> Path:
+    """``n`` generated 1600x1200 JPEGs (smooth random content plus fine noise, quality 90, ~650 KB
+    each; ``benchmarks/extract_speed.py``'s generator) in ``work/jpegs-1600x1200``, both sides' input."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from extract_speed import make_images
+
+    folder = Path(work) / JPEGS
+    if folder.is_dir() and len(list(folder.iterdir())) != n:
+        for old in folder.iterdir():
+            old.unlink()
+    return make_images(folder, n, (1600, 1200), seed=9)

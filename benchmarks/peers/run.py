@@ -5,7 +5,7 @@ machine's speed hits both sides alike; each pair gives one ratio, and the table 
 range, the threads, the load average around each run and each side's peak RSS.
 
     python benchmarks/peers/run.py --tutorial CHECKOUT [--stages vbpr,vbpr100,...] [--pairs 3]
-                                   [--scale 1.0] [--work DIR] [--json OUT]
+                                   [--scale 1.0] [--extract-images 48] [--work DIR] [--json OUT]
 
 ``CHECKOUT`` is a checkout of github.com/ialab-puc/VisualRecSys-Tutorial-IUI2021 (its notebooks and
 modules run unchanged except for the compatibility patches each run lists); Cornac comes from the
@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-from data import prepare, sampling_quota  # noqa: E402
+from data import jpeg_folder, prepare, sampling_quota  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class Stage:
     rate: bool  # True: items/s of the timed part (higher is better); False: whole-process seconds
     target: float  # the "done when" ratio (visrec / peer)
     spatial: bool = False
+    setup: bool = False  # run both sides with --setup first (untimed inputs, warm caches)
+    per_process: bool = False  # rate over the whole process's wall time (start-up included)
 
 
 STAGES = {
@@ -104,6 +106,28 @@ STAGES = {
             "evaluate",
             False,
             10.0,
+            setup=True,
+        ),
+        Stage(
+            "extract",
+            "resnet50 extraction, 1600x1200 JPEGs, visrec backend torch (img/s of the whole "
+            "process)",
+            "tutorial",
+            "extract",
+            True,
+            1.5,
+            per_process=True,
+        ),
+        Stage(
+            "extract_onnx",
+            "resnet50 extraction, 1600x1200 JPEGs, visrec --backend onnx (cached graph; img/s of "
+            "the whole process)",
+            "tutorial",
+            "extract",
+            True,
+            1.5,
+            setup=True,
+            per_process=True,
         ),
     ]
 }
@@ -178,13 +202,15 @@ def timed(cmd: list[str], timeout: float = TIMEOUT_S) -> dict:
 
 
 def value(stage: Stage, r: dict) -> float:
-    return r["items"] / r["seconds"] if stage.rate else r["wall"]
+    if stage.rate:
+        return r["items"] / (r["wall"] if stage.per_process else r["seconds"])
+    return r["wall"]
 
 
 def run_stage(stage: Stage, args, triplets: int | None) -> dict:
     peer, ours = commands(stage, args, triplets)
     for cmd in (peer, ours):
-        if stage.name == "evaluate":
+        if stage.setup:
             subprocess.run(
                 [*cmd, "--setup"], env=env(), check=True, capture_output=True, timeout=args.timeout
             )
@@ -227,7 +253,7 @@ def summarise(stage: Stage, pairs: list[dict]) -> dict:
 
 
 def _rate(x: float) -> str:
-    return f"{x:,.0f}/s"
+    return f"{x:,.0f}/s" if x >= 100 else f"{x:.2f}/s"
 
 
 def _seconds(x: float) -> str:
@@ -239,8 +265,8 @@ def table(results: list[dict], info: dict) -> str:
         f"data: {info['users']:,} users, {info['items']:,} items, {info['interactions']:,} interactions "
         f"({info['n_train']:,} train), {info['dim']}-d features; 1 thread per process; "
         f"{len(results[0]['pairs']) if results else 0} A/B pairs per stage\n\n"
-        "| stage | peer | peer's median | visrec's median | visrec / peer, median [min-max] | target | whole process s, peer / visrec | peak RSS MB, peer / visrec | load avg |\n"
-        "|---|---|---:|---:|---|---:|---|---|---|\n"
+        "| stage | peer | peer's median | visrec's median | visrec / peer, median [min-max] | target | whole process s, peer / visrec | whole process CPU s, peer / visrec | peak RSS MB, peer / visrec | load avg |\n"
+        "|---|---|---:|---:|---|---:|---|---|---|---|\n"
     )
     rows = []
     for r in results:
@@ -255,7 +281,8 @@ def table(results: list[dict], info: dict) -> str:
         rows.append(
             f"| {r['title']} | {r['peer']} | {fmt(p['value'])} | {fmt(v['value'])} | "
             f"**{r['ratio_median']:.2f}x** [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}] | {target}{met} | "
-            f"{p['wall']:.1f} / {v['wall']:.1f} | {p['maxrss_mb']:,.0f} / {v['maxrss_mb']:,.0f} | "
+            f"{p['wall']:.1f} / {v['wall']:.1f} | {p['cpu']:.1f} / {v['cpu']:.1f} | "
+            f"{p['maxrss_mb']:,.0f} / {v['maxrss_mb']:,.0f} | "
             f"{r['load_min']:.1f}-{r['load_max']:.1f} |"
         )
     patches = sorted({p for r in results for p in r["patches"]})
@@ -273,6 +300,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=0, help="unmeasured runs of each side first")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--sampling-triplets", type=int, default=5_000_000)
+    parser.add_argument(
+        "--extract-images", type=int, default=48, help="1600x1200 JPEGs of the extract stages"
+    )
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="write every run's numbers here")
     parser.add_argument(
@@ -290,6 +320,8 @@ def main() -> None:
     args.tutorial = args.tutorial.resolve() if args.tutorial else None
     args.work = (args.work or Path(f".bench/peers/scale-{args.scale:g}")).resolve()
     info = prepare(args.work, args.scale, spatial="acf" in names)
+    if any(STAGES[s].peer_stage == "extract" for s in names):
+        jpeg_folder(args.work, args.extract_images)
     print(f"data ready in {args.work}: {info}", flush=True)
     results, notes = [], []
     for name in names:

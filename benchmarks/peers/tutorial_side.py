@@ -96,7 +96,34 @@ STAGES = {
         "2 - Triplet sampling (Random).ipynb",
         [],
     ),
+    "extract": (
+        "1 - Create image embeddings.ipynb",
+        [
+            (
+                "NUM_WORKERS 0 (one thread on both sides)",
+                "BATCH_SIZE, NUM_WORKERS = 8, 4",
+                "BATCH_SIZE, NUM_WORKERS = 8, 0",
+            ),
+            (
+                "get_model_by_name(pretrained=False): offline, random weights (speed does not "
+                "depend on them; visrec uses --weights none too)",
+                "get_model_by_name(MODEL, output_layer=LAYER)",
+                "get_model_by_name(MODEL, pretrained=False, output_layer=LAYER)",
+            ),
+            (
+                "numpy >= 1.24: a ragged np.asarray needs dtype=object (older numpy made one)",
+                "np.asarray([output_ids[i], output_embedding[i]])",
+                "np.asarray([output_ids[i], output_embedding[i]], dtype=object)",
+            ),
+            (
+                "output file extracted-resnet50.npy (the other stages' embedding file is kept)",
+                'f"embedding-{MODEL}{LAYERED_OUTPUT}.npy"',
+                'f"extracted-{MODEL}{LAYERED_OUTPUT}.npy"',
+            ),
+        ],
+    ),
 }
+JPEGS = "jpegs-1600x1200"  # data.JPEGS (not imported: pandas would slow this side's start-up)
 # cells not run: plots and single-user displays after the metrics (evaluation notebook)
 STOP_AFTER = {"evaluate": "AVG NDCG200"}
 
@@ -224,6 +251,14 @@ def run_stage(stage: str, checkout: Path, work: Path, triplets: int | None) -> d
                 'f"sampled-{MODE_PROFILE_VERBOSE}-',
             )
         ]
+    if stage == "extract":
+        patches = patches + [
+            (
+                "IMAGES_DIR = the generated JPEGs (WORK/jpegs-1600x1200)",
+                'os.path.join("/", "mnt", "data2", "wikimedia", "imagenes_tarea")',
+                repr(str(work / JPEGS)),
+            )
+        ]
     sys.path.insert(0, str(checkout))
     os.chdir(work / "tutorial")
     stub_modules()
@@ -251,7 +286,12 @@ def run_stage(stage: str, checkout: Path, work: Path, triplets: int | None) -> d
         if stage in ("vbpr", "curatornet") and "trainer = Trainer(" in source:
             namespace["train_dataloader"] = Probe(namespace["train_dataloader"], record)
             used.add("timing probe around the train DataLoader (measures, changes nothing)")
+        cell_began = time.perf_counter()
         exec(compile(source, f"{notebook}", "exec"), namespace)
+        if stage == "extract" and "image_dataloader = DataLoader" in source:
+            # the extraction cell: model, dataset, loop, save (as visrec extract's whole call)
+            record["seconds"] = time.perf_counter() - cell_began
+            record["items"] = len(namespace["image_dataset"])
         if stage in STOP_AFTER and STOP_AFTER[stage] in source:
             break
     optional = {d for d, _, _ in COMMON[1:]}  # USE_GPU: not every notebook has it

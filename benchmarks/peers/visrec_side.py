@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ TRAIN = {
     "curatornet": ("curatornet", ["batch_size=128", "sampling=profile"]),
     "acf": ("acf", ["batch_size=128"]),
 }
+EXTRACT = {"extract": "torch", "extract_onnx": "onnx"}
 
 
 def cli(*args: str) -> None:
@@ -53,6 +55,20 @@ def evaluate(work: Path, setup: bool) -> dict:
     return {"seconds": time.perf_counter() - began}
 
 
+def extract(work: Path, backend: str) -> dict:
+    """``visrec extract`` on the generated JPEGs, timed as the whole command (scan, model or cached
+    ONNX graph, loop, store); resnet50 with random weights, decoding in the process (workers 0)."""
+    from visrec.features import FeatureStore
+
+    out = work / "runs" / f"extract-{backend}"
+    began = time.perf_counter()
+    cli("--threads", "1", "extract", str(work / "jpegs-1600x1200"), "-o", str(out),
+        "--backbone", "resnet50", "--weights", "none", "--workers", "0", "--backend", backend,
+        "--overwrite", "--no-progress")  # fmt: skip
+    seconds = time.perf_counter() - began
+    return {"seconds": seconds, "items": len(FeatureStore.open(out))}
+
+
 def sampling(work: Path, triplets: int) -> dict:
     """Sample ``triplets`` (user, positive, negative) triplets, check them, write them as CSV."""
     import numpy as np
@@ -75,7 +91,7 @@ def sampling(work: Path, triplets: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=[*TRAIN, "evaluate", "sampling"])
+    parser.add_argument("stage", choices=[*TRAIN, *EXTRACT, "evaluate", "sampling"])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--triplets", type=int, default=None)
     parser.add_argument(
@@ -87,7 +103,10 @@ def main() -> None:
     torch.set_num_threads(1)
     work = args.work.resolve()
     n = args.triplets or json.loads((work / "prepared.json").read_text())["n_train"]
-    if args.stage == "evaluate":
+    os.environ.setdefault("VISREC_CACHE_DIR", str(work / "visrec-cache"))  # the ONNX graph
+    if args.stage in EXTRACT:  # --setup warms the ONNX cache (a one-off export per backbone)
+        result = extract(work, EXTRACT[args.stage])
+    elif args.stage == "evaluate":
         result = evaluate(work, args.setup)
     elif args.setup:
         result = {}

@@ -6,6 +6,8 @@ COLD_SPLIT_METHODS = ("cold-items", "cold-items-temporal")
 SPLIT_METHODS = ("leave-last-out", "given", "temporal", *COLD_SPLIT_METHODS)
 EVAL_SPLITS = ("test", "validation")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BACKENDS = ("torch", "onnx")
+"""Inference backends of `visrec extract` (visrec.features.onnx_backend)."""
 EVAL_MODES = ("full", "sampled", "tutorial", "cold", "mixed")
 DEFAULT_METRICS = ("AUC", "RR", "R", "P", "nDCG")
 METRICS = ("AUC", "RR", "R", "P", "nDCG", "MAP", "HR", "coverage", "diversity", "novelty")

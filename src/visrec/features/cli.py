@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from visrec.choices import PRECISIONS
+from visrec.choices import BACKENDS, PRECISIONS
 
 
 def _images_and_items(source: Path) -> tuple[object, list[str] | None]:
@@ -77,6 +77,13 @@ def _images_and_items(source: Path) -> tuple[object, list[str] | None]:
 )
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 [default: cuda if available].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (optional).")
+@click.option(
+    "--backend",
+    default="torch",
+    show_default=True,
+    type=click.Choice(BACKENDS),
+    help="onnx = ONNX Runtime on CPU, fp32 (pip install 'visrec[onnx]'; exported once, cached).",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run without recomputing.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT (and any interrupted run of it).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a TTY].")
@@ -93,6 +100,7 @@ def extract_cmd(
     input_size: int | None,
     device: str | None,
     compile_: bool,
+    backend: str,
     resume: bool,
     overwrite: bool,
     progress: bool | None,
@@ -124,6 +132,7 @@ def extract_cmd(
             workers=workers,
             device=device,
             compile=compile_,
+            backend=backend,
             resume=resume,
             overwrite=overwrite,
             progress=progress,
