@@ -299,6 +299,13 @@ def test_reuse_check_compares_settings_as_stored_in_json(demo_dir, tmp_path):
     write_json(run_dir / "run.json", meta)
     with pytest.raises(Exception, match="n_clusters=7"):
         _check_same_settings(spec, GridPoint(run_dir, {}), config)
+    # a run that predates an option (absent from its run.json) matches its default, not another value
+    meta["config"] = create("curatornet", {}).config.to_dict()
+    del meta["config"]["optimizer"]
+    write_json(run_dir / "run.json", meta)
+    _check_same_settings(spec, GridPoint(run_dir, {}), config)  # no error
+    with pytest.raises(Exception, match="optimizer=None"):
+        _check_same_settings(spec, GridPoint(run_dir, {"optimizer": "sparse_adam"}), config)
 
 
 def test_report_labels_cold_results_from_the_registry():
