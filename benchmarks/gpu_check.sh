@@ -36,8 +36,15 @@ part_eval() {
         $py benchmarks/eval_speed.py --case catalogue
 }
 
-part_train() {
-    $py benchmarks/train_speed.py --only vbpr,dvbpr --quick
+part_train() {  # speeds, then optimizer=sparse_adam (lazy Adam, sparse embedding gradients) on CUDA
+    local work
+    work=$(mktemp -d)
+    $py benchmarks/train_speed.py --only vbpr,dvbpr --quick &&
+        $py -m visrec data demo "$work/demo" &&
+        $py -m visrec extract "$work/demo/images" -o "$work/features" --weights none &&
+        $py -m visrec train vbpr --data "$work/demo" --features "$work/features" -o "$work/vbpr" \
+            --set epochs=3 --set batch_size=100 --set optimizer=sparse_adam --set device=cuda &&
+        $py -m visrec evaluate "$work/vbpr" --mode full
 }
 
 part_extract() {
