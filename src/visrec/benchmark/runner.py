@@ -287,21 +287,17 @@ def _check_same_settings(
         "features": spec.features,
     }
     wanted = json.loads(json.dumps(wanted))  # as run.json stores it (tuples become lists)
-    # an option the run predates (absent from its run.json) matches when its default is asked for
-    defaults = json.loads(json.dumps(create(spec.model, {}).config.to_dict()))
     for key, value in wanted.items():
         have = meta.get(key)
         if key == "config":
-            have = {
-                k: defaults[k]
-                for k in value
-                if k not in (have or {}) and value[k] == defaults.get(k)
-            } | (have or {})
+            stored = have if isinstance(have, dict) else {}
+            # an option the run predates (absent from its run.json) had its default
+            have, _ = get(spec.model).config_class.saved_as_now(stored)
             diff = sorted(k for k in set(value) | set(have) if have.get(k) != value.get(k))
             if diff:
                 k = diff[0]
                 raise VisrecError(
-                    f"{point.run_dir} was trained with {k}={have.get(k)!r}, the benchmark asks "
+                    f"{point.run_dir} was trained with {k}={stored.get(k)!r}, the benchmark asks "
                     f"for {k}={value.get(k)!r}; pass --force to retrain or choose another -o"
                 )
         elif have != value:

@@ -8,6 +8,7 @@ through the one typed-config mechanism of :mod:`visrec._config` (pydantic).
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -36,6 +37,14 @@ class Config(Typed):
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def saved_as_now(cls, saved: dict) -> tuple[dict, list[str]]:
+        """A config stored as JSON by an earlier visrec, read by this one: the options it predates
+        (absent from it) take their defaults. Returns (filled config, the options filled in)."""
+        defaults = json.loads(json.dumps(cls().to_dict()))  # as JSON stores it (tuples -> lists)
+        added = sorted(defaults.keys() - saved.keys())
+        return saved | {k: defaults[k] for k in added}, added
 
 
 def check(condition: bool, message: str) -> None:

@@ -31,9 +31,8 @@ def check_resume_config(saved: object, config: Config, path: Path, fix: str) -> 
         old = None
     if not isinstance(old, dict):
         raise DataError(f"damaged training checkpoint (no readable config); {fix}", path=path)
-    current, defaults = _as_json(config), _as_json(type(config)())
-    added = sorted(current.keys() - old.keys())
-    filled = old | {k: defaults[k] for k in added}
+    current = _as_json(config)
+    filled, added = type(config).saved_as_now(old)
     differ = sorted(k for k in filled.keys() | current.keys() if filled.get(k) != current.get(k))
     if differ:
         shown = ", ".join(
@@ -52,5 +51,5 @@ def check_resume_config(saved: object, config: Config, path: Path, fix: str) -> 
             "checkpoint %s predates option(s) %s: resuming with the default(s) %s",
             path,
             ", ".join(added),
-            ", ".join(f"{k}={defaults[k]!r}" for k in added),
+            ", ".join(f"{k}={filled[k]!r}" for k in added),
         )
