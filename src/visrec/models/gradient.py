@@ -115,10 +115,12 @@ class GradientRecommender(TrainsByGradient, Recommender):
         self.module.to(self.device).eval()
 
 
-def split_groups(module: nn.Module, part: nn.Module, part_lr: float) -> list[dict]:
+def split_groups(module: nn.Module, part, part_lr: float) -> list[dict]:
     """Two optimiser groups for :meth:`TrainsByGradient.param_groups`: the trainable parameters of
-    ``module`` outside ``part`` at the config's lr, those of ``part`` (submodules) at ``part_lr``."""
-    inside = [p for p in part.parameters() if p.requires_grad]
+    ``module`` outside ``part`` at the config's lr, those of ``part`` (a submodule, or parameters) at
+    ``part_lr``."""
+    params = part.parameters() if isinstance(part, nn.Module) else part
+    inside = [p for p in params if p.requires_grad]
     ids = {id(p) for p in inside}
     rest = [p for p in module.parameters() if p.requires_grad and id(p) not in ids]
     return [{"params": rest}, {"params": inside, "lr": part_lr}]

@@ -33,7 +33,7 @@ from visrec.models.capabilities import (
 )
 from visrec.models.config import TrainConfig, check
 from visrec.models.features import feature_shape, gather_rows, item_features, new_item_content
-from visrec.models.gradient import GradientRecommender
+from visrec.models.gradient import GradientRecommender, split_groups
 from visrec.models.registry import register
 from visrec.models.search import Choice, FloatRange
 
@@ -226,10 +226,7 @@ class VBPR(ScoresNewItems, DotProduct, ExplainsByParts, GradientRecommender):
         if self.config.visual_lr is None:
             return super().param_groups()
         m = self.module
-        visual = [m.E, m.beta_visual]
-        ids = {id(p) for p in visual}
-        rest = [p for p in m.parameters() if p.requires_grad and id(p) not in ids]
-        return [{"params": rest}, {"params": visual, "lr": self.config.visual_lr}]
+        return split_groups(m, [m.E, m.beta_visual], self.config.visual_lr)
 
     def _build(self, dims: dict) -> nn.Module:
         cfg = self.config
