@@ -211,7 +211,7 @@ def _search_model(outcome, config, split: BenchmarkSplit, root: Path, force, ech
         seed=search["seed"],
         metric=config.select_metric,
         prune=search["prune"],
-        prune_after=search.get("prune_after", 5),
+        prune_after=search["prune_after"],
     )
     result = tune(
         settings, folder, search["trials"], evaluate_test=False, echo=lambda m: echo(f"  {m}")
