@@ -36,7 +36,8 @@ def test_visrank_contributions_are_the_cosines_it_aggregates(demo_dataset, featu
     for u in _users(demo_dataset):
         c = model.profile_contributions(u, items)
         np.testing.assert_array_equal(c.profile, _before_test(demo_dataset, u)[-4:])
-        unit = torch.nn.functional.normalize(torch.as_tensor(features), dim=1).numpy()
+        centred = torch.as_tensor(features) - torch.as_tensor(features).mean(dim=0)  # center = true
+        unit = torch.nn.functional.normalize(centred, dim=1).numpy()
         expected = unit[items] @ unit[c.profile].T
         np.testing.assert_allclose(c.values, expected, atol=1e-5)
         reduce = c.values.max(axis=1) if aggregation == "maximum" else c.values.mean(axis=1)

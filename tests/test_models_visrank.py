@@ -11,6 +11,7 @@ from visrec.data import open_dataset
 from visrec.errors import ConfigError
 from visrec.evaluation import evaluate
 from visrec.models import create
+from visrec.models.base import Recommender
 from visrec.models.visrank import normalize_rows, profile_scores
 from visrec.testing import check_recommender
 from visrec.training import fit_model
@@ -96,7 +97,7 @@ def test_score_profiles_equal_user_scores(demo_dir, demo_dataset):
 
 def test_max_profile_uses_most_recent_items(demo_dir, demo_dataset):
     features = truth_features(demo_dir, demo_dataset)
-    model = create("visrank", {"max_profile": 2, "aggregation": "average"}).fit(
+    model = create("visrank", {"max_profile": 2, "aggregation": "average", "center": False}).fit(
         demo_dataset, features
     )
     user = int(np.argmax(demo_dataset.profile_sizes))
@@ -104,7 +105,7 @@ def test_max_profile_uses_most_recent_items(demo_dir, demo_dataset):
     want = brute_force(features, recent, "average", 1)
     np.testing.assert_allclose(model.score([user])[0].cpu().numpy(), want, atol=1e-5)
     assert not np.allclose(
-        create("visrank", {"aggregation": "average"})
+        create("visrank", {"aggregation": "average", "center": False})
         .fit(demo_dataset, features)
         .score([user])
         .cpu(),
@@ -149,3 +150,24 @@ def test_image_features_beat_baselines(taste):
     auc = evaluate(model.score, dataset, split="validation").means["AUC"]
     pop = evaluate(create("pop").fit(dataset).score, dataset, split="validation").means["AUC"]
     assert auc > pop + 0.05
+
+
+def test_center_subtracts_the_catalogue_mean(demo_dir, demo_dataset, tmp_path):
+    features = truth_features(demo_dir, demo_dataset).astype(np.float32) + 5.0  # a shared component
+    users = np.arange(4)
+    raw = create("visrank", {"aggregation": "average", "center": False}).fit(demo_dataset, features)
+    centred = create("visrank", {"aggregation": "average", "center": True}).fit(
+        demo_dataset, features
+    )
+    shifted = features - features.mean(axis=0)
+    history = demo_dataset.history("test")
+    want = np.stack([brute_force(shifted, history.of(int(u)), "average", 1) for u in users])
+    np.testing.assert_allclose(centred.score(users).cpu().numpy(), want, atol=1e-5)
+    # the shared component squeezes raw cosines towards 1; centred ones spread out
+    assert raw.score(users).std() < 0.5 * centred.score(users).std()
+    # a new item is centred with the same (training) mean, so a copy of item 7 scores as item 7 does
+    new = centred.score_new_items(users, features[[7]])
+    torch.testing.assert_close(new[:, 0], centred.score(users)[:, 7], atol=1e-5, rtol=0)
+    # the mean travels with the state (a loaded run scores new items the same way)
+    loaded = Recommender.load(centred.save(tmp_path / "model"))
+    torch.testing.assert_close(loaded.score_new_items(users, features[[7]]), new)
