@@ -183,7 +183,9 @@ class VisRank(ScoresNewItems, ScoresProfiles, ExplainsByProfile, Recommender):
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
         self.unit: torch.Tensor | None = None
-        self.offset: torch.Tensor | None = None  # subtracted before normalising (the mean, or zeros)
+        self.offset: torch.Tensor | None = (
+            None  # subtracted before normalising (the mean, or zeros)
+        )
         self.indptr = np.zeros(1, dtype=np.int64)
         self.items_flat = np.zeros(0, dtype=np.int64)
 
@@ -226,7 +228,9 @@ class VisRank(ScoresNewItems, ScoresProfiles, ExplainsByProfile, Recommender):
         indptr, flat = gather_segments(
             self.items_flat, self.indptr[users], np.diff(self.indptr)[users]
         )
-        return self._aggregate(indptr, flat, normalize_rows(content.to(self.unit.device) - self.offset))
+        return self._aggregate(
+            indptr, flat, normalize_rows(content.to(self.unit.device) - self.offset)
+        )
 
     def _score_profiles(self, profiles: list[np.ndarray]) -> torch.Tensor:
         if self.config.max_profile:
