@@ -58,3 +58,32 @@ def test_ddp_steps_equal_single_process_steps(demo_dataset, tmp_path, name):
     # and the steps really changed the parameters
     fresh, _ = _model_and_batch(demo_dataset, name)
     assert not torch.allclose(fresh.module.state_dict()["user.weight"], ddp["user.weight"])
+
+
+def _held_rows_worker(rank, world, init_file, out):
+    from visrec.models.gradient import _zero_rows_hook
+
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
+    )
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(5, 3)
+    table.weight.register_post_accumulate_grad_hook(_zero_rows_hook(torch.tensor([0, 2])))
+    ddp = torch.nn.parallel.DistributedDataParallel(table)
+    rows = torch.tensor([0, 1, 2, 3, 4] if rank == 0 else [2, 0, 4])
+    (ddp(rows).sum() * (rank + 1)).backward()
+    torch.save(table.weight.grad.clone(), f"{out}.{rank}")
+    torch.distributed.destroy_process_group()
+
+
+def test_held_rows_are_zero_after_the_ddp_reduction(tmp_path):
+    # the hook runs on the accumulated gradient before DDP's reduction: every rank reduces zeros for the
+    # held rows (were it after, the reduction would bring back the other rank's values)
+    out = str(tmp_path / "grad")
+    mp.spawn(_held_rows_worker, args=(2, str(tmp_path / "init"), out), nprocs=2)
+    for rank in range(2):
+        grad = torch.load(f"{out}.{rank}", weights_only=True)
+        # the mean of rank 0's 1x and rank 1's 2x, zero on the held rows
+        want = torch.tensor([0.0, 0.5, 0.0, 0.5, 1.5])[:, None].expand(5, 3)
+        torch.testing.assert_close(grad, want)

@@ -119,8 +119,10 @@ def test_sparse_adam_trains_vbpr_deterministically_and_resumes(demo_dataset, tmp
     assert torch.allclose(resumed.score(users), a.score(users), atol=1e-6)
 
 
-def test_sparse_adam_keeps_untrained_item_rows_at_zero():
-    """The zero-row hook of items without train interactions filters a sparse gradient too."""
+@pytest.mark.parametrize("optimizer", ["adam", "sparse_adam"])
+def test_untrained_item_rows_stay_zero(optimizer):
+    """The zero-row hook of items without train interactions (sampled as negatives, so their raw
+    gradient is not zero) zeroes a dense gradient in place and filters a sparse one."""
     import pandas as pd
 
     from visrec.data import Dataset, SplitSpec
@@ -137,7 +139,7 @@ def test_sparse_adam_keeps_untrained_item_rows_at_zero():
     )
     cold = torch.tensor([dataset.items.index(f"i{i}") for i in range(30, 40)])
     features = rng.random((dataset.n_items, 6), dtype=np.float32)
-    model = fit_model(_vbpr(optimizer="sparse_adam", batch_size=8), dataset, features)
+    model = fit_model(_vbpr(optimizer=optimizer, batch_size=8), dataset, features)
     weight = model.module.gamma_item.weight
     assert torch.count_nonzero(weight[cold]) == 0 and torch.count_nonzero(weight) > 0
 
