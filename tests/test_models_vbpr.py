@@ -97,16 +97,55 @@ def test_batch_projects_each_distinct_item_once():
         "pos": torch.tensor([4, 4, 4, 6]),
         "neg": torch.tensor([[6], [1], [1], [4]]),
     }
+    m(batch)  # 8 item slots <= slots_up_to: each slot projected as it is, in order
+    assert len(seen) == 1 and seen[0].tolist() == [4, 6, 4, 1, 4, 1, 6, 4]
+    m.slots_up_to = 7  # more slots than that: each distinct item once
     m(batch)
-    assert len(seen) == 1 and seen[0].tolist() == [1, 4, 6]
+    assert len(seen) == 2 and seen[1].tolist() == [1, 4, 6]
 
 
-@pytest.mark.parametrize("dense_ratio", [0.0, float("inf")])  # per-triplet gather / dense product
-@pytest.mark.parametrize("n_triplets", [3, 8])  # 6 items < 9 (distinct path), 16 >= 9 (all items)
-def test_gradients_match_per_triplet_projection(n_triplets, dense_ratio):
-    # projecting distinct (or all) items once must give the gradients of projecting per triplet
+def triplets(n: int, negatives: int = 1, seed: int = 0) -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    return {
+        "users": torch.from_numpy(rng.integers(0, 5, n)),
+        "pos": torch.from_numpy(rng.integers(0, 9, n)),
+        "neg": torch.from_numpy(rng.integers(0, 9, (n, negatives))),
+    }
+
+
+# the four ways a batch is scored: item slots as they are, distinct items with a per-triplet gather or
+# a dense product of the distinct users x items, every item (16 slots >= 9 items)
+PATHS = [(3, 256, 0.0), (3, 0, 0.0), (3, 0, float("inf")), (8, 256, float("inf"))]
+
+
+@pytest.mark.parametrize(("n_triplets", "slots_up_to", "dense_ratio"), PATHS)
+def test_forward_penalty_equals_the_per_triplet_formula(n_triplets, slots_up_to, dense_ratio):
+    # forward(with_penalty=True) computes the penalty from the rows its scores gathered: the same value
+    # and gradients as scores + penalty(batch) (one lookup per triplet and term), up to rounding
     m = random_module()
-    m.dense_ratio = dense_ratio
+    m.lambdas = (0.1, 0.2, 0.3)
+    m.slots_up_to, m.dense_ratio = slots_up_to, dense_ratio
+    # two negatives per triplet, the number of item slots of PATHS: 6 < 9 items, 21 >= 9
+    batch = triplets(n_triplets - 1, negatives=2, seed=n_triplets)
+    pos, neg, penalty = m(batch, with_penalty=True)
+    torch.testing.assert_close(penalty, m.penalty(batch))
+    alone = m(batch)
+    assert torch.equal(alone[0], pos) and torch.equal(alone[1], neg)
+    (pos.sum() - 2 * neg.sum() + penalty).backward()
+    fused = {name: p.grad.clone() for name, p in m.named_parameters()}
+    m.zero_grad()
+    pos, neg = m(batch)
+    (pos.sum() - 2 * neg.sum() + m.penalty(batch)).backward()
+    for name, p in m.named_parameters():
+        torch.testing.assert_close(fused[name], p.grad, msg=name)
+
+
+@pytest.mark.parametrize(("n_triplets", "slots_up_to", "dense_ratio"), PATHS)
+def test_gradients_match_per_triplet_projection(n_triplets, slots_up_to, dense_ratio):
+    # projecting item slots, distinct (or all) items once must give the gradients of projecting per
+    # triplet
+    m = random_module()
+    m.slots_up_to, m.dense_ratio = slots_up_to, dense_ratio
     rng = np.random.default_rng(n_triplets)
     u, i, j = (
         rng.integers(0, 5, n_triplets),

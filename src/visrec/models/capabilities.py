@@ -177,6 +177,11 @@ class Regularised(ABC):
     every step as Adam's ``weight_decay`` does, which shrinks rarely sampled items at about ``lr`` per step.
     """
 
+    penalty_in_forward: ClassVar[bool] = False
+    """True when ``forward(batch, with_penalty=True)`` returns ``(pos, neg, penalty(batch))``, the penalty
+    computed from the rows the scores gathered (the Trainer then looks each table up once per step: under
+    dense Adam every lookup costs a zero-filled gradient the size of its table)."""
+
     @abstractmethod
     def penalty(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The batch's mean per-triplet regularisation term (a scalar tensor)."""

@@ -134,11 +134,14 @@ class Trainer:
     def _batch_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The pairwise loss of a batch plus, for a :class:`Regularised` module, the paper's per-triplet
         L2 of the rows this batch used: the one objective of :meth:`step` and of every epoch."""
-        loss = self._loss(*self.net(batch))
         module = self.model.module
-        if isinstance(module, Regularised):
-            loss = loss + module.penalty(batch)
-        return loss
+        if not isinstance(module, Regularised):
+            return self._loss(*self.net(batch))
+        if module.penalty_in_forward:
+            # one lookup per table (through DDP's forward when distributed)
+            pos, neg, penalty = self.net(batch, with_penalty=True)
+            return self._loss(pos, neg) + penalty
+        return self._loss(*self.net(batch)) + module.penalty(batch)
 
     def _update(self, loss: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
