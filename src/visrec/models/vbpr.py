@@ -9,7 +9,9 @@ for beta_i, lambda_E for E and beta'; :meth:`VBPRModule.penalty`): with E = 0 an
 with the same convention. A new item is scored with theta_u . (E f_i) + beta' . f_i, its gamma_i and beta_i
 being zero (the paper's cold-start setting). The features are a registered buffer, so a saved model scores without the feature
 store. Speed: a batch projects each *distinct* item's features once (the tutorial projects them once per
-triplet), and ``score_users`` projects all items once per call.
+triplet; small batches, whose items are nearly all distinct, project each item slot without sorting),
+``score_users`` projects all items once per call, and the training forward returns the penalty computed
+from the rows it gathered (one lookup per table and step).
 """
 
 from __future__ import annotations
