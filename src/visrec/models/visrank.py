@@ -3,8 +3,9 @@
 score(u, i) = AGG over j in profile(u) of cos(f_i, f_j), where f are the items' visual features and AGG is
 ``maximum`` (the IUI 2021 tutorial's VisRank, after Kang et al.'s "visual similarity" baseline and
 Messina et al., "Content-based artwork recommendation", UMUAI 2019), ``average`` or ``average_top_k`` (the
-mean of the k largest similarities). Nothing is learned: fitting L2-normalises the features and keeps the
-train profiles. Scoring is a blocked matrix product: for a block of users and a slice of their profiles,
+mean of the k largest similarities). Nothing is learned: fitting subtracts the catalogue's mean feature
+vector (``center``, the default; the tutorial's raw cosines with ``center=false``), L2-normalises the
+features and keeps the profiles. Scoring is a blocked matrix product: for a block of users and a slice of their profiles,
 (users x profile items x all items) cosines are reduced on the fly, so neither an items x items matrix nor a
 whole-profile similarity tensor is ever held beyond ``block_elements`` numbers.
 """
