@@ -55,6 +55,32 @@ def test_lazy_adam_updates_touched_rows_as_adam_and_leaves_the_others():
     assert float(opt.state[table.weight]["step"]) == 2
 
 
+def test_fused_lazy_rows_equal_the_per_row_update():
+    # fused=True steps every sparse table of a group in one fused Adam pass over their gathered rows:
+    # the same rows move, by the per-row update up to float rounding, and the moments agree
+    torch.manual_seed(2)
+    tables = {fused: [nn.Embedding(7, 3), nn.Embedding(5, 2)] for fused in (False, True)}
+    for a, b in zip(tables[False], tables[True], strict=True):
+        b.load_state_dict(a.state_dict())
+    opts = {}
+    for fused, pair in tables.items():
+        params = [p for t in pair for p in use_sparse_gradients(t)]
+        opts[fused] = LazyAdam(params, lr=0.05, weight_decay=0.01, fused=fused)
+    for rows in ([1, 3, 3, 6], [0, 3], [4, 4, 1]):
+        for fused, (big, small) in tables.items():
+            opts[fused].zero_grad()
+            index = torch.tensor(rows)
+            (big(index).pow(3).sum() + small(index % 5).sum()).backward()
+            opts[fused].step()
+    for a, b in zip(tables[False], tables[True], strict=True):
+        torch.testing.assert_close(b.weight, a.weight, rtol=1e-6, atol=1e-7)
+        want, got = opts[False].state[a.weight], opts[True].state[b.weight]
+        torch.testing.assert_close(got["exp_avg_sq"], want["exp_avg_sq"])
+        assert float(got["step"]) == float(want["step"]) == 3
+    untouched = [2, 5]  # of the 7-row table: never looked up, never moved
+    assert torch.equal(tables[True][0].weight[untouched], tables[False][0].weight[untouched])
+
+
 @pytest.mark.parametrize("fused", [False, True])
 def test_lazy_adam_steps_dense_parameters_like_adam(fused):
     torch.manual_seed(1)
