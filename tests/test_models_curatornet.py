@@ -13,6 +13,7 @@ from visrec.data.demo import PALETTES, SHAPES
 from visrec.errors import ConfigError
 from visrec.evaluation import evaluate
 from visrec.models import create
+from visrec.models.base import Recommender
 from visrec.models.curatornet import CuratorNetConfig, CuratorNetModule
 from visrec.testing import check_recommender
 from visrec.training import fit_model
@@ -116,3 +117,35 @@ def test_curatornet_beats_random_and_popularity(demo_dir, demo_dataset):
         model = fit_model(create(name, cfg), demo_dataset, features)
         auc[name] = evaluate(model.score, demo_dataset, split="validation").means["AUC"]
     assert auc["curatornet"] > max(auc["random"], auc["pop"]) + 0.05, auc
+
+
+def test_center_feeds_the_tower_centred_features_and_new_items_alike(
+    demo_dir, demo_dataset, tmp_path
+):
+    features = truth_features(demo_dir, demo_dataset) + 3.0  # a component every item shares
+    model = fit_model(create("curatornet", SMALL), demo_dataset, features)
+    stored = model.module.features.cpu().numpy()
+    np.testing.assert_allclose(stored, features - features.mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(model.module.offset.cpu().numpy(), features.mean(axis=0), atol=1e-5)
+    users = np.arange(5)
+    # a new item with item 7's features scores as item 7 does: the same offset is subtracted
+    new = model.score_new_items(users, features[[7]])
+    torch.testing.assert_close(new[:, 0], model.score(users)[:, 7], atol=1e-5, rtol=0)
+    raw = fit_model(create("curatornet", SMALL | {"center": False}), demo_dataset, features)
+    np.testing.assert_allclose(raw.module.features.cpu().numpy(), features, atol=1e-6)
+    assert not raw.module.offset.any()
+
+
+def test_a_model_saved_before_centring_loads_as_uncentred(demo_dir, demo_dataset, tmp_path):
+    features = truth_features(demo_dir, demo_dataset)
+    raw = fit_model(create("curatornet", SMALL | {"center": False}), demo_dataset, features)
+    folder = raw.save(tmp_path / "model")
+    state = torch.load(folder / "weights.pt")
+    del state["offset"]  # what an earlier visrec wrote
+    torch.save(state, folder / "weights.pt")
+    meta = json.loads((folder / "model.json").read_text())
+    del meta["config"]["center"]
+    (folder / "model.json").write_text(json.dumps(meta))
+    loaded = Recommender.load(folder)
+    assert loaded.config.center is False
+    torch.testing.assert_close(loaded.score([0, 1]), raw.score([0, 1]))

@@ -3,6 +3,8 @@ known answers (taste demo beats Random/MostPopular; checkerboard top-10 stay in 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -171,3 +173,18 @@ def test_center_subtracts_the_catalogue_mean(demo_dir, demo_dataset, tmp_path):
     # the mean travels with the state (a loaded run scores new items the same way)
     loaded = Recommender.load(centred.save(tmp_path / "model"))
     torch.testing.assert_close(loaded.score_new_items(users, features[[7]]), new)
+
+
+def test_a_run_saved_before_centring_keeps_raw_cosines(demo_dir, demo_dataset, tmp_path):
+    features = truth_features(demo_dir, demo_dataset)
+    raw = create("visrank", {"center": False}).fit(demo_dataset, features)
+    folder = raw.save(tmp_path / "model")
+    state = torch.load(folder / "weights.pt")
+    del state["feature_offset"]  # what an earlier visrec wrote
+    torch.save(state, folder / "weights.pt")
+    meta = json.loads((folder / "model.json").read_text())
+    del meta["config"]["center"]
+    (folder / "model.json").write_text(json.dumps(meta))
+    loaded = Recommender.load(folder)
+    assert loaded.config.center is False
+    torch.testing.assert_close(loaded.score([0, 1]), raw.score([0, 1]))

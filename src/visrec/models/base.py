@@ -160,7 +160,8 @@ class Recommender:
         if cls is not Recommender and not issubclass(klass, cls):
             raise ConfigError(f"{directory} holds a {meta['model']} model, not {cls.name}")
         try:
-            model = klass(klass.config_class.from_dict(meta["config"]))
+            config, _ = klass.config_class.saved_as_now(meta["config"])
+            model = klass(klass.config_class.from_dict(config))
             model.users = Vocabulary(meta["users"], name="user")
             model.items = Vocabulary(meta["items"], name="item")
             model.info = meta.get("info", {})

@@ -38,13 +38,18 @@ class Config(Typed):
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
 
+    legacy: ClassVar[dict] = {}
+    """Options added after configs were first saved whose default is not what the older visrec did:
+    option -> the value that reproduces it (a saved config without the option gets this value)."""
+
     @classmethod
     def saved_as_now(cls, saved: dict) -> tuple[dict, list[str]]:
         """A config stored as JSON by an earlier visrec, read by this one: the options it predates
-        (absent from it) take their defaults. Returns (filled config, the options filled in)."""
+        (absent from it) take their ``legacy`` value where declared, else their defaults. Returns
+        (filled config, the options filled in)."""
         defaults = json.loads(json.dumps(cls().to_dict()))  # as JSON stores it (tuples -> lists)
         added = sorted(defaults.keys() - saved.keys())
-        return saved | {k: defaults[k] for k in added}, added
+        return saved | {k: cls.legacy.get(k, defaults[k]) for k in added}, added
 
 
 def check(condition: bool, message: str) -> None:

@@ -50,6 +50,10 @@ class CuratorNetConfig(TrainConfig):
     """Adam learning rate (the tutorial: 1e-3; 2e-3 with item_dim 64 measured on MovieLens posters)."""
     weight_decay: float = 4e-4
     """Adam weight decay (L2; the tutorial: 1e-4)."""
+    center: bool = True
+    """Subtract the catalogue's mean feature vector from every item's features (and a new item's) before
+    the item tower (False: the tutorial's raw features). Measured on MovieLens posters: warm test AUC .759
+    raw, .776 centred; new items .496 raw, .536 centred (docs/training.md "Centring the features")."""
     user_hidden: int = 300
     """Width of the two hidden user-tower layers (300 in the paper)."""
     max_profile: int = 10
@@ -67,6 +71,8 @@ class CuratorNetConfig(TrainConfig):
     def __post_init__(self):
         object.__setattr__(self, "strategy_shares", tuple(float(s) for s in self.strategy_shares))
         super().__post_init__()
+
+    legacy: ClassVar[dict] = {"center": False}  # a run saved before centring used raw features
 
     search_space: ClassVar[dict] = TrainConfig.search_space | {"item_dim": Choice((64, 128, 200))}
     """What ``visrec tune`` varies by default (:mod:`visrec.models.search`)."""
@@ -113,8 +119,18 @@ class CuratorNetModule(nn.Module):
         super().__init__()
         self.item_tower = _selu_stack(input_dim, item_dim, item_dim)
         self.user_tower = _selu_stack(2 * item_dim, user_hidden, user_hidden, item_dim)
-        self.register_buffer("features", torch.zeros(n_items, input_dim))
+        self.register_buffer(
+            "features", torch.zeros(n_items, input_dim)
+        )  # offset already subtracted
+        self.register_buffer(
+            "offset", torch.zeros(input_dim)
+        )  # subtracted from a new item's features
         self.register_buffer("profiles", torch.full((n_users, max_profile), -1, dtype=torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a model or checkpoint saved before ``center`` existed holds raw features: offset zero
+        state_dict.setdefault(prefix + "offset", torch.zeros_like(self.offset))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def user_vectors(self, item_vectors: torch.Tensor, profiles: torch.Tensor) -> torch.Tensor:
         """(B, item_dim) user vectors from profiles (B, L) padded with -1 (masked max and mean pools)."""
@@ -190,7 +206,9 @@ class CuratorNet(
 
     def _attach(self, module: nn.Module, dataset: Dataset, features) -> None:
         cfg = self.config
-        module.features.copy_(self._feature_array)
+        if cfg.center:
+            module.offset.copy_(self._feature_array.mean(dim=0))
+        module.features.copy_(self._feature_array - module.offset)
         # a known user's stored profile: the last items of everything before the test basket
         windows = dataset.history("test").windows(np.arange(dataset.n_users), cfg.max_profile)
         module.profiles.copy_(torch.from_numpy(windows))
@@ -225,7 +243,7 @@ class CuratorNet(
     def _score_new_items(self, users: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         m = self.module.eval()
         user = m.user_vectors(m.item_tower(m.features), m.profiles[users.to(self.device)])
-        return user @ m.item_tower(content.to(self.device)).T
+        return user @ m.item_tower(content.to(self.device) - m.offset).T
 
     def _score_profiles(self, profiles: list[np.ndarray]) -> torch.Tensor:
         self.module.eval()

@@ -57,6 +57,8 @@ class VisRankConfig(Config):
     device: str = "auto"
     """Where scores are computed: auto (CUDA when available), cpu, cuda or cuda:N."""
 
+    legacy: ClassVar[dict] = {"center": False}  # a run saved before centring used raw cosines
+
     search_space: ClassVar[dict] = {
         "aggregation": Choice(("maximum", "average", "average_top_k")),
         "k": Choice((1, 3, 5, 10)),
@@ -284,7 +286,7 @@ class VisRank(ScoresNewItems, ScoresProfiles, ExplainsByProfile, Recommender):
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.unit = state["unit_features"].float().to(resolve_device(self.config.device))
-        # runs saved before ``center`` existed used raw cosines: offset zero
+        # runs saved before ``center`` existed used raw cosines (their config reads center=False)
         offset = state.get("feature_offset", torch.zeros(self.unit.shape[1]))
         self.offset = offset.float().to(self.unit.device)
         self.indptr = state["profile_indptr"].numpy().astype(np.int64)
