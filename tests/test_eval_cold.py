@@ -10,7 +10,14 @@ import pytest
 
 from visrec.data import Dataset, Interactions, SplitSpec
 from visrec.errors import ConfigError
-from visrec.evaluation import EvalSettings, evaluate, evaluate_modes, matrix_scorer
+from visrec.evaluation import (
+    EvalSettings,
+    evaluate,
+    evaluate_modes,
+    matrix_scorer,
+    validation_score,
+)
+from visrec.evaluation.engine import selection_mode
 from visrec.runs import eval_name
 
 ROWS = [
@@ -131,6 +138,27 @@ def test_cold_validation_targets_rank_among_validation_cold_items():
         s = scores[user]
         pairs = [(s[t] > s[n]) + 0.5 * (s[t] == s[n]) for t in truth for n in negatives]
         assert math.isclose(value, float(np.mean(pairs)))
+
+
+def test_selection_reads_the_cold_mode_on_a_cold_split():
+    """Early stopping, tuning and the benchmark select on one mode: cold on a cold-items split."""
+    rng = np.random.default_rng(1)
+    rows = [
+        (f"u{u}", f"i{i:02d}", int(t))
+        for u in range(20)
+        for i, t in zip(rng.choice(30, 10, replace=False), rng.integers(0, 100, 10), strict=True)
+    ]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    cold = Dataset.build(Interactions.from_frame(frame), SplitSpec("cold-items", cold_fraction=0.2))
+    warm = Dataset.build(Interactions.from_frame(frame), SplitSpec("leave-last-out"))
+    assert (selection_mode(cold), selection_mode(warm)) == ("cold", "full")
+    for ds, mode in ((cold, "cold"), (warm, "full")):
+        scorer = matrix_scorer(rng.normal(size=(ds.n_users, ds.n_items)))
+        want = evaluate(scorer, ds, split="validation", mode=mode).means
+        key = "AUC[cold]" if mode == "cold" else "AUC"
+        assert validation_score(scorer, ds) == pytest.approx(want[key])
+    full = evaluate(scorer, cold, split="validation", mode="full").means["AUC"]
+    assert validation_score(scorer, cold, mode="full") == pytest.approx(full)
 
 
 @pytest.mark.gpu

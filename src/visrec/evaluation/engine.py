@@ -73,6 +73,7 @@ __all__ = [
     "matrix_scorer",
     "mode_tuple",
     "validation_score",
+    "selection_mode",
 ]
 
 
@@ -232,13 +233,14 @@ def validation_score(
     metric: str = "AUC",
     *,
     settings: EvalSettings | None = None,
-    mode: str = "full",
+    mode: str | None = None,
     **options,
 ) -> float:
     """Mean ``metric`` ('AUC', 'RR', 'R@20', 'nDCG@100', 'MAP@20', ...) on the VALIDATION targets only.
 
     This is the one entry point for training code (model selection, early stopping): it cannot read the
-    test targets. ``settings`` and keyword ``options`` are those of :func:`evaluate_modes`.
+    test targets. ``mode`` defaults to :func:`selection_mode` of the dataset. ``settings`` and keyword
+    ``options`` are those of :func:`evaluate_modes`.
     """
     if "split" in options:
         raise ConfigError(
@@ -258,8 +260,16 @@ def validation_score(
         extra["metrics"] = (*names, chosen.name)
     if k is not None and k not in settings.ks:
         extra["ks"] = (*settings.ks, k)
+    mode = selection_mode(dataset) if mode is None else mode
     result = evaluate(scorer, dataset, split="validation", mode=mode, settings=settings, **extra)
     return float(result.means[metric_key(metric, result.mode)])
+
+
+def selection_mode(dataset: Dataset) -> str:
+    """The mode that selects models and stops training: ``cold`` when the validation targets are new
+    items (a cold-items split: the validation cold set measures cold-start, ranked among the new items,
+    as the benchmark selects), else ``full``."""
+    return "cold" if len(dataset.cold_items("validation")) else "full"
 
 
 def _users_to_evaluate(dataset: Dataset, targets, users: np.ndarray | None) -> np.ndarray:
