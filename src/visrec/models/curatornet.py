@@ -53,7 +53,7 @@ class CuratorNetConfig(TrainConfig):
     center: bool = True
     """Subtract the catalogue's mean feature vector from every item's features (and a new item's) before
     the item tower (False: the tutorial's raw features). Measured on MovieLens posters: warm test AUC .759
-    raw, .770 centred; new items .496 raw, .544 centred (docs/training.md "Centring the features")."""
+    raw, .770 centred (docs/training.md "Centring the features")."""
     user_hidden: int = 300
     """Width of the two hidden user-tower layers (300 in the paper)."""
     max_profile: int = 10
