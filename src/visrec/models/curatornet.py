@@ -119,12 +119,10 @@ class CuratorNetModule(nn.Module):
         super().__init__()
         self.item_tower = _selu_stack(input_dim, item_dim, item_dim)
         self.user_tower = _selu_stack(2 * item_dim, user_hidden, user_hidden, item_dim)
-        self.register_buffer(
-            "features", torch.zeros(n_items, input_dim)
-        )  # offset already subtracted
-        self.register_buffer(
-            "offset", torch.zeros(input_dim)
-        )  # subtracted from a new item's features
+        # the items' features minus ``offset`` (the catalogue mean with ``center``, else zeros), which
+        # is subtracted from a new item's features too
+        self.register_buffer("features", torch.zeros(n_items, input_dim))
+        self.register_buffer("offset", torch.zeros(input_dim))
         self.register_buffer("profiles", torch.full((n_users, max_profile), -1, dtype=torch.long))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

@@ -5,9 +5,9 @@ score(u, i) = AGG over j in profile(u) of cos(f_i, f_j), where f are the items' 
 Messina et al., "Content-based artwork recommendation", UMUAI 2019), ``average`` or ``average_top_k`` (the
 mean of the k largest similarities). Nothing is learned: fitting subtracts the catalogue's mean feature
 vector (``center``, the default; the tutorial's raw cosines with ``center=false``), L2-normalises the
-features and keeps the profiles. Scoring is a blocked matrix product: for a block of users and a slice of their profiles,
-(users x profile items x all items) cosines are reduced on the fly, so neither an items x items matrix nor a
-whole-profile similarity tensor is ever held beyond ``block_elements`` numbers.
+features and keeps the profiles. Scoring is a blocked matrix product: for a block of users and a slice of
+their profiles, (users x profile items x all items) cosines are reduced on the fly, so neither an items x
+items matrix nor a whole-profile similarity tensor is ever held beyond ``block_elements`` numbers.
 """
 
 from __future__ import annotations
@@ -187,9 +187,8 @@ class VisRank(ScoresNewItems, ScoresProfiles, ExplainsByProfile, Recommender):
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
         self.unit: torch.Tensor | None = None
-        self.offset: torch.Tensor | None = (
-            None  # subtracted before normalising (the mean, or zeros)
-        )
+        # subtracted from every feature vector before normalising: the catalogue mean, or zeros
+        self.offset: torch.Tensor | None = None
         self.indptr = np.zeros(1, dtype=np.int64)
         self.items_flat = np.zeros(0, dtype=np.int64)
 
