@@ -116,14 +116,19 @@ def test_cold_labels_and_file_names(cold_ds):
     assert "[cold / test]" in res.summary()
 
 
-def test_cold_validation_targets_rank_among_validation_cold_items():
-    rng = np.random.default_rng(0)
+def _random_frame(rng: np.random.Generator) -> pd.DataFrame:
+    """20 users x 10 distinct items of 30, random timestamps."""
     rows = [
         (f"u{u}", f"i{i:02d}", int(t))
         for u in range(20)
         for i, t in zip(rng.choice(30, 10, replace=False), rng.integers(0, 100, 10), strict=True)
     ]
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+
+
+def test_cold_validation_targets_rank_among_validation_cold_items():
+    rng = np.random.default_rng(0)
+    frame = _random_frame(rng)
     ds = Dataset.build(Interactions.from_frame(frame), SplitSpec("cold-items", cold_fraction=0.2))
     scores = rng.normal(size=(ds.n_users, ds.n_items))
     settings = EvalSettings(ks=(5,))
@@ -143,12 +148,7 @@ def test_cold_validation_targets_rank_among_validation_cold_items():
 def test_selection_reads_the_cold_mode_on_a_cold_split():
     """Early stopping, tuning and the benchmark select on one mode: cold on a cold-items split."""
     rng = np.random.default_rng(1)
-    rows = [
-        (f"u{u}", f"i{i:02d}", int(t))
-        for u in range(20)
-        for i, t in zip(rng.choice(30, 10, replace=False), rng.integers(0, 100, 10), strict=True)
-    ]
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    frame = _random_frame(rng)
     cold = Dataset.build(Interactions.from_frame(frame), SplitSpec("cold-items", cold_fraction=0.2))
     warm = Dataset.build(Interactions.from_frame(frame), SplitSpec("leave-last-out"))
     assert (selection_mode(cold), selection_mode(warm)) == ("cold", "full")

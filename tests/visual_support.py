@@ -1,5 +1,6 @@
 """Known-answer data for the visual models' tests: demo features from truth.json or from the images,
-a demo with strong visual tastes, and a checkerboard set (each user likes exactly one visual cluster)."""
+a demo with strong visual tastes, a checkerboard set (each user likes exactly one visual cluster), and
+saved models rewritten as an earlier visrec wrote them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
 from visrec.data import Dataset, SplitSpec
@@ -77,3 +79,15 @@ def checkerboard(
     features = np.eye(n_clusters, dtype=np.float32)[item_cluster]
     features += rng.normal(0.0, 0.05, features.shape).astype(np.float32)
     return dataset, features, user_cluster, item_cluster
+
+
+def as_saved_before(folder: Path, state_key: str, option: str) -> Path:
+    """Rewrite a saved model as an earlier visrec wrote it: without ``state_key`` in its weights and
+    without ``option`` in its config."""
+    state = torch.load(folder / "weights.pt")
+    del state[state_key]
+    torch.save(state, folder / "weights.pt")
+    meta = json.loads((folder / "model.json").read_text())
+    del meta["config"][option]
+    (folder / "model.json").write_text(json.dumps(meta))
+    return folder
