@@ -116,11 +116,6 @@ class BenchmarkSplit:
         """Test modes: ``full`` on a warm split; ``cold`` and ``mixed`` on a cold-item split."""
         return ("cold", "mixed") if self.cold else ("full",)
 
-    @property
-    def validation_mode(self) -> str:
-        """The mode model selection reads: ``cold`` on a cold-item split (it measures cold-start)."""
-        return self.modes[0]
-
     def folder(self, out: Path) -> Path:
         """Where this split's runs and plots go: ``OUT`` itself for the one split of ``[dataset]``."""
         return out / self.name if self.name else out

@@ -36,6 +36,7 @@ from visrec.benchmark.config import BenchmarkConfig, BenchmarkSplit
 from visrec.benchmark.entries import ModelSpec
 from visrec.data.dataset import Dataset
 from visrec.errors import VisrecError
+from visrec.evaluation.engine import selection_mode
 from visrec.evaluation.results import EvalResult, metric_key
 from visrec.models import create, get
 from visrec.models.capabilities import scores_new_items
@@ -168,7 +169,8 @@ def _run_model(outcome, config, split: BenchmarkSplit, dataset, root: Path, forc
 
 def _grid_model(outcome, config, split, dataset, root: Path, existing, force, echo) -> None:
     spec = outcome.spec
-    select = metric_key(config.select_metric, split.validation_mode)
+    mode = selection_mode(dataset)  # the mode training stopped on: one decision for both
+    select = metric_key(config.select_metric, mode)
     for run_name, options in spec.candidates():
         point = GridPoint(root / "runs" / run_name, options)
         outcome.points.append(point)
@@ -178,7 +180,7 @@ def _grid_model(outcome, config, split, dataset, root: Path, existing, force, ec
         val = evaluate_run(
             point.run_dir,
             split="validation",
-            mode=split.validation_mode,
+            mode=mode,
             existing=existing,
             run=run,
             block_size=config.block_size,
@@ -194,10 +196,8 @@ def _search_model(outcome, config, split: BenchmarkSplit, root: Path, force, ech
     """The entry's ``search``: :func:`visrec.tuning.tune` into ``OUT/runs/<name>`` (resumed unless
     ``force``), validation only; its trials table and history plot are written there."""
     spec, search = outcome.spec, outcome.spec.search
-    if split.validation_mode != "full":
-        raise VisrecError(
-            "a search block needs a split validated in full mode (not a cold-item split)"
-        )
+    if split.cold:
+        raise VisrecError("a search block needs a warm split (not a cold-item split)")
     folder = root / "runs" / spec.name
     if force and folder.exists():
         shutil.rmtree(folder)
