@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from visrec.data import Dataset
+from visrec.data import Dataset, SplitSpec
 from visrec.data.interactions import Interactions
 from visrec.sampling.curatornet import STRATEGIES, _collect, guided_triplets, strategy_counts
 from visrec.sampling.guided import SamplingContext, build_guided_index
@@ -17,7 +17,7 @@ from visrec.sampling.kmeans import kmeans
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def random_case(seed: int, with_groups: bool):
+def random_case(seed: int, with_groups: bool, split: SplitSpec | None = None):
     """A random dataset (30 users, 60 items, baskets), features with exact duplicates, and groups."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -29,7 +29,7 @@ def random_case(seed: int, with_groups: bool):
             rows.append((f"u{u}", f"i{i}", t))
     frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
     groups = {f"i{i}": f"g{rng.integers(0, 8)}" for i in range(60)} if with_groups else None
-    ds = Dataset.build(Interactions.from_frame(frame), item_groups=groups)
+    ds = Dataset.build(Interactions.from_frame(frame), split, item_groups=groups)
     features = rng.normal(size=(ds.n_items, 6)).astype(np.float32)
     features[1::7] = features[0::7][: len(features[1::7])] * 3.0  # visually identical pairs
     index = build_guided_index(features, ds.item_groups, n_clusters=5, seed=seed)
@@ -69,6 +69,17 @@ def test_global_properties(seed, with_groups):
         if u >= 0:  # real profiles
             assert pos not in val[u] and pos not in test[u]
             assert not set(negs) & train[u]
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), with_groups=st.booleans())
+def test_a_cold_split_new_items_are_never_drawn(seed, with_groups):
+    ds, index = random_case(seed, with_groups, SplitSpec("cold-items", cold_fraction=0.2, seed=seed))
+    new = np.union1d(ds.cold_items("test"), ds.cold_items("validation"))
+    assert len(new) > 0
+    s = guided_triplets(ds, 400, np.random.default_rng(seed), index, n_negatives=3, max_profile=6)
+    drawn = np.concatenate([s["profile"].ravel(), s["pos"], s["neg"].ravel()])
+    assert not np.isin(drawn, new).any()
 
 
 @SETTINGS

@@ -13,7 +13,7 @@ import numpy as np
 
 from visrec.data.dataset import Dataset
 from visrec.sampling.kmeans import kmeans
-from visrec.sampling.triplets import consumed_keys
+from visrec.sampling.triplets import consumed_keys, new_items
 
 ROUNDS = 50
 """Redraws of a rejected candidate before a row is given up."""
@@ -82,6 +82,11 @@ class SamplingContext:
         self.has_novel = seen < self.n_c
         """Users with a never-consumed cluster (the only ones strategies 3, 5 and 6 can serve)."""
         self.in_train = np.asarray(ds.train.sum(axis=0)).ravel() > 0
+        self.is_new = np.zeros(ds.n_items, dtype=bool)
+        """A cold-item split's new items: they do not exist at training time, so never a negative."""
+        new = new_items(ds)
+        if new is not None:
+            self.is_new[new] = True
         if ix.groups is not None:
             self.n_g = int(ix.groups.max()) + 1
             g = ix.groups[self.items]
@@ -140,7 +145,7 @@ class SamplingContext:
             c = np.where(use_own, own, rng.integers(0, self.n_c, len(todo)))
             size = self.c_indptr[c + 1] - self.c_indptr[c]
             cand = self.c_items[self.c_indptr[c] + (rng.random(len(todo)) * size).astype(np.int64)]
-            wrong = ix.visual_ids[cand] == ix.visual_ids[pp]
+            wrong = (ix.visual_ids[cand] == ix.visual_ids[pp]) | self.is_new[cand]
             if cluster_bad is not None:
                 wrong |= cluster_bad(r, ix.clusters[cand])
             if bad is not None:
