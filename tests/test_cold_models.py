@@ -152,7 +152,7 @@ def test_validation_scores_use_train_profiles_only(demo_dir, demo_dataset):
 KNOWN = {
     "visrank": {"device": "cpu"},
     "vbpr": {**FAST, "epochs": 10, "factors": 8, "visual_factors": 8, "lr": 0.01},
-    # profile mode: its negatives are never the split's new items (the guided sampler's may be: 0.89)
+    # profile mode (the default), written out: the known answer of the tutorial's sampling
     "curatornet": {
         **FAST,
         "epochs": 10,
