@@ -19,23 +19,27 @@ from visrec.evaluation import evaluate
 from visrec.evaluation.stats import bootstrap_ci
 
 
+def chance(run: Path | str, seed: int = 0) -> tuple[int, float, float, float]:
+    """(users, mean cold AUC, CI low, CI high) of a uniform-random scorer on the split of ``run``."""
+    dataset = load_run(run).dataset
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(users: torch.Tensor) -> torch.Tensor:
+        return torch.rand(len(users), dataset.n_items, generator=generator)
+
+    values = evaluate(uniform, dataset, split="test", mode="cold").per_user["AUC[cold]"].to_numpy()
+    low, high = bootstrap_ci(values, n_boot=1000, level=0.95, seed=0)
+    return len(values), float(values.mean()), low, high
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="any run trained on the cold-items split")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    dataset = load_run(args.run).dataset
-    generator = torch.Generator().manual_seed(args.seed)
-
-    def uniform(users: torch.Tensor) -> torch.Tensor:
-        return torch.rand(len(users), dataset.n_items, generator=generator)
-
-    result = evaluate(uniform, dataset, split="test", mode="cold")
-    values = result.per_user["AUC[cold]"].to_numpy()
-    low, high = bootstrap_ci(values, n_boot=1000, level=0.95, seed=0)
-    print(f"uniform random, cold mode, {len(values)} users: AUC[cold] {values.mean():.5f} "
-          f"[{low:.4f}, {high:.4f}]")  # fmt: skip
+    n, mean, low, high = chance(args.run, args.seed)
+    print(f"uniform random, cold mode, {n} users: AUC[cold] {mean:.5f} [{low:.4f}, {high:.4f}]")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Cold AUC over several cold sets: for every cold-items split of the given benchmark outputs (one per
 split seed), each model's cold-mode test AUC with its 95% CI over users, the chance of that split measured
-with a seeded uniform-random scorer (as ``benchmarks/cold_chance.py``), the mean and standard deviation
+with the seeded uniform-random scorer of ``benchmarks/cold_chance.py``, the mean and standard deviation
 over the splits, and on how many splits the model's CI lies wholly above the random scorer's.
 
 Usage (docs/benchmarks.md, "New items over four cold sets"):
@@ -15,10 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from visrec import load_run
-from visrec.evaluation import evaluate
-from visrec.evaluation.stats import bootstrap_ci
+from cold_chance import chance  # the sibling script (python benchmarks/cold_seeds.py ...)
 
 KEY = "AUC[cold]"
 
@@ -37,19 +34,6 @@ def cold_sections(out: Path) -> list[dict]:
 
 def split_seed(run_dir: str) -> int:
     return int(json.loads((Path(run_dir) / "run.json").read_text())["data"]["split"]["seed"])
-
-
-def chance(run_dir: str, seed: int = 0) -> tuple[float, float, float]:
-    """Mean cold AUC of a uniform-random scorer on the split of ``run_dir`` and its 95% CI."""
-    dataset = load_run(run_dir).dataset
-    generator = torch.Generator().manual_seed(seed)
-
-    def uniform(users: torch.Tensor) -> torch.Tensor:
-        return torch.rand(len(users), dataset.n_items, generator=generator)
-
-    values = evaluate(uniform, dataset, split="test", mode="cold").per_user[KEY].to_numpy()
-    low, high = bootstrap_ci(values, n_boot=1000, level=0.95, seed=0)
-    return float(values.mean()), low, high
 
 
 def main() -> None:
@@ -73,7 +57,7 @@ def main() -> None:
             "no cold-mode section with a finished model in " + ", ".join(map(str, args.outs))
         )
     seeds = sorted(runs)
-    table = {"random scorer": {s: chance(runs[s]) for s in seeds}} | table
+    table = {"random scorer": {s: chance(runs[s])[1:] for s in seeds}} | table
     head = [
         "model",
         *(f"split seed {s}" for s in seeds),
