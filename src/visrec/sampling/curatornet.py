@@ -23,8 +23,9 @@ gives its share to strategy 1 (logged).
 Positives are always items with train interactions; real-profile rows never take a positive from the
 user's validation or test targets (those pairs are excluded, never learnt), and their negatives are never
 among the user's train positives. A cold-item split's new items are never drawn at all (they do not exist
-at training time; before, a negative could be one, which taught the item tower to rank new items down). The clusters, groups and shared draws live in
-:mod:`visrec.sampling.guided` (:func:`~visrec.sampling.guided.build_guided_index`).
+at training time; before, a negative could be one, which taught the item tower to rank new items down).
+The clusters, groups and shared draws live in :mod:`visrec.sampling.guided`
+(:func:`~visrec.sampling.guided.build_guided_index`).
 """
 
 from __future__ import annotations
