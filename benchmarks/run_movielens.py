@@ -7,8 +7,11 @@
    tables with 95% bootstrap CIs and Holm-corrected marks, plots) into .bench/movielens/out/.
 
 Usage: .venv/bin/python benchmarks/run_movielens.py [--config TOML] [--out DIR] [--force]
+[--split-seeds 1,2,3]
 (``--config benchmarks/movielens_posters_cold.toml``: warm and cold items side by side, out in
-.bench/movielens/out-cold/). Re-running reuses every finished run, so an interrupted benchmark continues where it stopped.
+.bench/movielens/out-cold/; adding ``--split-seeds 1,2,3`` runs the TOML's models on its cold split drawn
+with those seeds instead, one split ``cold-S`` per seed, out in .bench/movielens/out-seeds/). Re-running
+reuses every finished run, so an interrupted benchmark continues where it stopped.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,14 +43,37 @@ def extract(name: str, layer: str, dtype: str) -> None:
     print(f"features: {out} ({time.perf_counter() - began:.0f} s)", flush=True)
 
 
+def seeded_experiment(config: Path, seeds: list[int]):
+    """The TOML's models and options on its one cold split, drawn once per split seed."""
+    from visrec.benchmark import Experiment
+    from visrec.benchmark.config import parse_config
+
+    raw = tomllib.loads(config.read_text(encoding="utf-8"))
+    cold = [s for s in raw.get("splits", []) if s.get("split", "").startswith("cold-items")]
+    if len(cold) != 1:
+        raise SystemExit(f"{config}: --split-seeds needs exactly one cold-items [[splits]] table")
+    raw["splits"] = [cold[0] | {"name": f"cold-{seed}", "split_seed": seed} for seed in seeds]
+    return Experiment.from_config(parse_config(raw, config))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=CONFIG, help="benchmark TOML")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
     parser.add_argument("--force", action="store_true", help="retrain every model")
+    parser.add_argument(
+        "--split-seeds",
+        default="",
+        help="comma-separated seeds: the cold split drawn once per seed",
+    )
     args = parser.parse_args()
+    seeds = [int(s) for s in args.split_seeds.split(",") if s.strip()]
     default_out = (
-        "out" if args.config.resolve() == CONFIG else f"out-{args.config.stem.split('_')[-1]}"
+        "out-seeds"
+        if seeds
+        else "out"
+        if args.config.resolve() == CONFIG
+        else f"out-{args.config.stem.split('_')[-1]}"
     )
     args.out = args.out or ROOT / ".bench" / "movielens" / default_out
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -58,9 +85,13 @@ def main() -> None:
     from visrec.benchmark.sections import tables_text
 
     began = time.perf_counter()
-    summary = run_suite(
-        args.config, args.out, force=args.force, echo=lambda s: print(s, flush=True)
-    )
+    echo = lambda s: print(s, flush=True)  # noqa: E731
+    if seeds:
+        summary = (
+            seeded_experiment(args.config, seeds).run(args.out, force=args.force, echo=echo).summary
+        )
+    else:
+        summary = run_suite(args.config, args.out, force=args.force, echo=echo)
     print(f"\n{tables_text(summary)}\n\nbenchmark: {time.perf_counter() - began:.0f} s; "
           f"results in {args.out}", flush=True)  # fmt: skip
 
