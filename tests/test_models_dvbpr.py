@@ -221,3 +221,33 @@ def test_transfer_initialises_phi_from_a_pretrained_backbone(demo_dir, demo_data
     sample = model.sample(demo_dataset, 8, np.random.default_rng(0))
     pos, neg = module.train()({k: torch.from_numpy(v) for k, v in sample.items()})
     assert pos.shape == (8,) and neg.shape == (8, 1) and torch.isfinite(pos).all()
+
+
+def test_a_frozen_backbone_keeps_its_weights_and_is_computed_once_per_image(
+    demo_dir, demo_dataset, tmp_path
+):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from visrec.features.backbones import create_backbone
+
+    with pytest.raises(ConfigError, match="freeze_backbone needs a backbone"):
+        create("dvbpr", {**TINY, "freeze_backbone": True})
+    pixels = open_pixels(demo_dir / "images", demo_dataset.items, 32, tmp_path)
+    config = {**TINY, "image_size": 32, "backbone": "efficientnet_lite0", "freeze_backbone": True}
+    model = fit_model(create("dvbpr", {**config, "epochs": 2}), demo_dataset, pixels)
+    encoder = model.module.encoder
+    pretrained = create_backbone("efficientnet_lite0", "imagenet")[0].state_dict()
+    body = encoder.net.body.state_dict()  # weights and batch-norm statistics untouched by training
+    assert all(torch.equal(body[k], v) for k, v in pretrained.items())
+    head = create("dvbpr", config)._build(model._dims(demo_dataset, pixels)).encoder.net.proj
+    assert not torch.equal(encoder.net.proj.weight, head.weight)  # the head did train
+    # the cached path (backbone once per image, then the head) is the plain forward pass
+    items = torch.arange(demo_dataset.n_items)
+    direct = encoder.eval()(
+        torch.from_numpy(np.asarray(pixels.pixels[pixels.rows(demo_dataset.items)]))
+    )
+    assert torch.allclose(model.item_embeddings(), direct, atol=1e-5)
+    assert torch.allclose(model.module.embed(items), direct, atol=1e-5)
+    module = model.module.train()
+    assert not encoder.net.body.training and encoder.net.proj.training
+    first = module.pooled()
+    assert module.pooled() is first  # computed once

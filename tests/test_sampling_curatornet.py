@@ -74,7 +74,9 @@ def test_global_properties(seed, with_groups):
 @SETTINGS
 @given(seed=st.integers(0, 10_000), with_groups=st.booleans())
 def test_a_cold_split_new_items_are_never_drawn(seed, with_groups):
-    ds, index = random_case(seed, with_groups, SplitSpec("cold-items", cold_fraction=0.2, seed=seed))
+    ds, index = random_case(
+        seed, with_groups, SplitSpec("cold-items", cold_fraction=0.2, seed=seed)
+    )
     new = np.union1d(ds.cold_items("test"), ds.cold_items("validation"))
     assert len(new) > 0
     s = guided_triplets(ds, 400, np.random.default_rng(seed), index, n_negatives=3, max_profile=6)

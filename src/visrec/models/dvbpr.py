@@ -70,6 +70,10 @@ class DVBPRConfig(TrainConfig):
     """Transfer: a feature backbone (e.g. efficientnet_lite0, resnet18) as Phi with a linear head."""
     backbone_weights: str = "imagenet"
     """Initial weights of ``backbone``: imagenet, none or a local state-dict file."""
+    freeze_backbone: bool = False
+    """Keep ``backbone``'s weights fixed and train only its linear head (and the factors); without
+    ``augment`` each image's backbone vector is then computed once and kept in memory (n_items x the
+    backbone's width), so an epoch costs what VBPR's does."""
     eval_batch_size: int = 256
     """Images per batch when computing Phi for every item before scoring."""
     lr: float = 1e-4
@@ -104,6 +108,7 @@ class DVBPRConfig(TrainConfig):
         check(0 <= self.dropout < 1, "dropout must be in [0, 1)")
         check(self.eval_batch_size >= 1, "eval_batch_size must be >= 1")
         check(self.factor_lr is None or self.factor_lr > 0, "factor_lr must be > 0")
+        check(not self.freeze_backbone or bool(self.backbone), "freeze_backbone needs a backbone")
 
 
 class PixelSource:
@@ -148,6 +153,7 @@ class DVBPRModule(nn.Module):
         self.register_buffer("item_embeddings", torch.zeros(n_items, factors))
         self.eval_batch_size = eval_batch_size
         self.pixels: PixelSource | None = None  # data, not state: never in the state dict
+        self._pooled: tuple[PixelSource, torch.Tensor] | None = None  # a frozen backbone's vectors
         self.stale = True  # item_embeddings no longer match the encoder's weights
 
     def train(self, mode: bool = True) -> DVBPRModule:
@@ -161,7 +167,22 @@ class DVBPRModule(nn.Module):
             raise ConfigError(
                 "DVBPR has no images attached (fit it with a pixel cache or image folder)"
             )
-        return self.encoder(self.pixels.fetch(items, self.theta.weight.device)).float()
+        device = self.theta.weight.device
+        if self.encoder.cacheable:
+            return self.encoder.head(self.pooled()[items.to(device)]).float()
+        return self.encoder(self.pixels.fetch(items, device)).float()
+
+    def pooled(self) -> torch.Tensor:
+        """A frozen backbone's vector of every item, computed once per attached pixel source."""
+        if self._pooled is None or self._pooled[0] is not self.pixels:
+            device = self.theta.weight.device
+            n, step = len(self.pixels), self.eval_batch_size
+            parts = [
+                self.encoder.pooled(self.pixels.fetch(torch.arange(lo, min(lo + step, n)), device))
+                for lo in range(0, n, step)
+            ]
+            self._pooled = (self.pixels, torch.cat(parts))
+        return self._pooled[1]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
@@ -234,6 +255,7 @@ class DVBPR(ScoresNewItems, DotProduct, GradientRecommender):
             width=cfg.width,
             augment=cfg.augment,
             backbone=cfg.backbone,
+            freeze_backbone=cfg.freeze_backbone,
         )
         return DVBPRModule(
             dims["n_users"],

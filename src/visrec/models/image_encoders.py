@@ -104,16 +104,44 @@ class ConvNet(nn.Module):
 
 
 class BackboneNet(nn.Module):
-    """A pretrained-capable backbone's pooled vector followed by a linear layer to ``out_dim``."""
+    """A pretrained-capable backbone's pooled vector followed by a linear layer to ``out_dim``.
 
-    def __init__(self, body: nn.Module, feature_dim: int, out_dim: int, dropout: float = 0.0):
+    ``frozen``: the backbone keeps its weights and its batch-norm statistics (always in eval mode, no
+    gradient); only the head trains, so a backbone vector depends on the image alone and can be cached."""
+
+    def __init__(
+        self,
+        body: nn.Module,
+        feature_dim: int,
+        out_dim: int,
+        dropout: float = 0.0,
+        frozen: bool = False,
+    ):
         super().__init__()
         self.body = body
+        self.frozen = frozen
+        self.body.requires_grad_(not frozen)
+        if frozen:  # inference only: channels_last runs ~1.7x faster on CPU (efficientnet_lite0)
+            self.body.to(memory_format=torch.channels_last)
         self.drop = nn.Dropout(dropout)
         self.proj = nn.Linear(feature_dim, out_dim)
 
+    def train(self, mode: bool = True) -> BackboneNet:
+        super().train(mode)
+        if self.frozen:
+            self.body.eval()
+        return self
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's vector of normalised images (n, feature_dim)."""
+        return torch.flatten(self.body(x), 1)
+
+    def project(self, v: torch.Tensor) -> torch.Tensor:
+        """The head: backbone vectors -> (n, out_dim)."""
+        return self.proj(self.drop(v))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.drop(torch.flatten(self.body(x), 1)))
+        return self.project(self.pooled(x))
 
 
 class ImageEncoder(nn.Module):
@@ -130,11 +158,30 @@ class ImageEncoder(nn.Module):
         self.register_buffer("scale", scale, persistent=False)
         self.register_buffer("shift", shift, persistent=False)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.permute(0, 3, 1, 2).to(self.scale.dtype) * self.scale + self.shift
         if self.training and self.augment:
             x = random_flip_crop(x)
-        return self.net(x.contiguous())
+        return x.contiguous()
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalise(pixels))
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether the backbone part of an image's encoding depends on the image alone (a frozen backbone
+        without augmentation): then :meth:`pooled` can be computed once per image and :meth:`head` trains."""
+        return isinstance(self.net, BackboneNet) and self.net.frozen and not self.augment
+
+    @torch.no_grad()
+    def pooled(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The frozen backbone's vectors of uint8 NHWC ``pixels`` (only when :attr:`cacheable`)."""
+        x = self.normalise(pixels).contiguous(memory_format=torch.channels_last)
+        return self.net.pooled(x).float()
+
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The trainable head on :meth:`pooled` vectors; ``head(pooled(p)) == forward(p)``."""
+        return self.net.project(pooled.to(self.scale.dtype))
 
 
 def random_flip_crop(x: torch.Tensor, pad_fraction: float = 0.125) -> torch.Tensor:
@@ -160,6 +207,7 @@ def build_encoder(
     width: float = 1.0,
     augment: bool = False,
     backbone: str = "",
+    freeze_backbone: bool = False,
 ) -> ImageEncoder:
     """The encoder of a config (random init; pretrained backbone weights are loaded separately by
     :func:`load_backbone_weights`, so a saved model rebuilds without them)."""
@@ -167,7 +215,6 @@ def build_encoder(
         net = ConvNet(arch, image_size, out_dim, fc_dim, dropout, width)
         return ImageEncoder(net, PAPER_MEAN, PAPER_STD, augment)
     body, prep = create_backbone(backbone, "none", "pooled")
-    body.requires_grad_(True)
     try:
         with torch.no_grad():
             feature_dim = body(torch.zeros(1, 3, image_size, image_size)).flatten(1).shape[1]
@@ -176,7 +223,10 @@ def build_encoder(
             f"backbone {backbone} cannot take {image_size}px images ({exc}); raise image_size"
         ) from None
     return ImageEncoder(
-        BackboneNet(body, feature_dim, out_dim, dropout), prep["mean"], prep["std"], augment
+        BackboneNet(body, feature_dim, out_dim, dropout, frozen=freeze_backbone),
+        prep["mean"],
+        prep["std"],
+        augment,
     )
 
 
