@@ -251,3 +251,11 @@ def test_a_frozen_backbone_keeps_its_weights_and_is_computed_once_per_image(
     assert not encoder.net.body.training and encoder.net.proj.training
     first = module.pooled()
     assert module.pooled() is first  # computed once
+    # a second fit on the same pixels with the same backbone reuses the vectors; other weights do not
+    again = fit_model(create("dvbpr", {**config, "lr": 1e-2}), demo_dataset, pixels)
+    assert again.module.pooled() is first
+    with torch.no_grad():
+        next(again.module.encoder.net.body.parameters()).mul_(0.5)
+    again.module._pooled = None
+    changed = again.module.pooled()
+    assert changed is not first and not torch.allclose(changed, first)

@@ -19,6 +19,7 @@ the image folder and size, and the cache is reopened lazily only if the embeddin
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -112,11 +113,16 @@ class DVBPRConfig(TrainConfig):
 
 
 class PixelSource:
-    """Rows of a uint8 (n, S, S, 3) array (a memmap) fetched per batch of item indices."""
+    """Rows of a uint8 (n, S, S, 3) array (a memmap) fetched per batch of item indices.
 
-    def __init__(self, array: np.ndarray, rows: np.ndarray | None = None):
+    ``origin`` names what the array holds (a pixel cache's folder and its images' fingerprint; "" =
+    unknown): with the rows and a frozen backbone's weights it keys the backbone vectors kept between fits
+    in one process (:func:`pooled_vectors`)."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray | None = None, origin: str = ""):
         self.array = array
         self.rows = np.arange(len(array)) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.origin = origin
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -176,12 +182,10 @@ class DVBPRModule(nn.Module):
         """A frozen backbone's vector of every item, computed once per attached pixel source."""
         if self._pooled is None or self._pooled[0] is not self.pixels:
             device = self.theta.weight.device
-            n, step = len(self.pixels), self.eval_batch_size
-            parts = [
-                self.encoder.pooled(self.pixels.fetch(torch.arange(lo, min(lo + step, n)), device))
-                for lo in range(0, n, step)
-            ]
-            self._pooled = (self.pixels, torch.cat(parts))
+            self._pooled = (
+                self.pixels,
+                pooled_vectors(self.encoder, self.pixels, device, self.eval_batch_size),
+            )
         return self._pooled[1]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -268,7 +272,8 @@ class DVBPR(ScoresNewItems, DotProduct, GradientRecommender):
 
     def _attach(self, module: nn.Module, dataset: Dataset, features) -> None:
         cache = as_pixel_cache(features, dataset.items, self.config.image_size)
-        module.pixels = PixelSource(cache.pixels, cache.rows(dataset.items))
+        origin = f"{cache.path}:{cache.manifest.get('files_sha256', '')}"
+        module.pixels = PixelSource(cache.pixels, cache.rows(dataset.items), origin)
         self.info["pixels"] = {
             "images_dir": str(cache.images_dir),
             "size": cache.size,
@@ -354,7 +359,39 @@ class DVBPR(ScoresNewItems, DotProduct, GradientRecommender):
                 "DVBPR's item embeddings are out of date and no image folder is known"
             )
         cache = open_pixels(meta["images_dir"], self.items, meta["size"], meta.get("cache_dir"))
-        self.module.pixels = PixelSource(cache.pixels, cache.rows(self.items))
+        origin = f"{cache.path}:{cache.manifest.get('files_sha256', '')}"
+        self.module.pixels = PixelSource(cache.pixels, cache.rows(self.items), origin)
+
+
+_LAST_POOLED: dict[tuple, torch.Tensor] = {}
+
+
+def pooled_vectors(encoder, pixels: PixelSource, device: torch.device, step: int) -> torch.Tensor:
+    """A frozen backbone's vectors of every row of ``pixels`` (n, width), ``step`` images at a time.
+
+    The last result is kept for the process, keyed by the pixels' origin, their rows and a digest of the
+    backbone's weights and buffers: the points of a grid or a search over the head's options reuse it
+    instead of running the backbone over every image again (minutes on a CPU)."""
+    key = None
+    if pixels.origin:
+        digest = hashlib.blake2b(digest_size=16)
+        for name, tensor in encoder.net.body.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        rows = hashlib.blake2b(pixels.rows.tobytes(), digest_size=16).hexdigest()
+        key = (pixels.origin, rows, digest.hexdigest(), str(device))
+        if key in _LAST_POOLED:
+            return _LAST_POOLED[key]
+    n = len(pixels)
+    parts = [
+        encoder.pooled(pixels.fetch(torch.arange(lo, min(lo + step, n)), device))
+        for lo in range(0, n, step)
+    ]
+    vectors = torch.cat(parts)
+    if key is not None:
+        _LAST_POOLED.clear()
+        _LAST_POOLED[key] = vectors
+    return vectors
 
 
 def as_pixel_cache(features, items, size: int) -> PixelCache:
