@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -336,3 +337,20 @@ def test_select_metric_must_be_a_stored_validation_metric(demo_dir, features, tm
         config = write_config(tmp_path, demo_dir, features, '[[models]]\nmodel = "pop"\n', extra)
         with pytest.raises(ConfigError, match=message):
             load_config(config)
+
+
+@pytest.mark.parametrize(
+    "toml", sorted((Path(__file__).parents[1] / "benchmarks").glob("*.toml")), ids=lambda p: p.name
+)
+def test_the_shipped_benchmark_tomls_hold_valid_model_entries(toml):
+    """Every [[models]] entry of the TOMLs under benchmarks/ (their data is not needed): a known model,
+    a known feature name and every grid point a valid config, as the benchmark checks before running."""
+    import tomllib
+
+    from visrec.benchmark.entries import model_spec
+
+    raw = tomllib.loads(toml.read_text())
+    features = {name: f"/nowhere/{name}" for name in raw.get("features", {})}
+    specs = [model_spec(e, i, features, str(toml)) for i, e in enumerate(raw["models"])]
+    assert len({s.name for s in specs}) == len(specs)  # each row has its own label
+    assert all(s.candidates() for s in specs)
