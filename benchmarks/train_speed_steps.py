@@ -7,7 +7,8 @@ forward, the per-triplet penalty, backward, optimiser step) over pre-sampled bat
 the report gives the median of each and their ratio. ``--profile`` prints torch.profiler's table of the
 first batch size's step for both optimisers (self CPU time by operator).
 
-Run: ``python benchmarks/train_speed.py --only steps [--step-batches 100,256,1024] [--profile]``.
+Run: ``python benchmarks/train_speed.py --only steps [--step-batches 100,256,1024] [--profile]``;
+``--only compile`` times ``torch.compile`` of the same step against eager (section g).
 """
 
 from __future__ import annotations
@@ -90,3 +91,34 @@ def section_steps(bench) -> None:
         for optimizer in OPTIMIZERS:
             trainer = _trainer(bench, batch, optimizer)
             _profile(trainer, _batches(trainer, bench, batch, 60), f"batch {batch}, {optimizer}")
+
+
+def section_compile(bench) -> None:
+    """(g) ``torch.compile`` of the Trainer's batch loss (forward + penalty; AOTAutograd compiles the
+    backward with it) against the eager step, VBPR with dense Adam, A/B alternating per batch size; the
+    first compiled trainer of each batch size reports its compile + 10 warm-up steps' seconds (a new
+    process pays it again, less what inductor's on-disk cache saves)."""
+    args = bench.args
+    print(f"(g) VBPR steps, eager vs torch.compile, {torch.get_num_threads()} torch threads")
+    for batch in args.step_batches:
+        steps = max(20, min(200, args.train_triplets // batch))
+        rates: dict[str, list[float]] = {"eager": [], "compiled": []}
+        compile_s: list[float] = []
+        for rep in range(args.step_repeats):
+            for mode in ("eager", "compiled") if rep % 2 == 0 else ("compiled", "eager"):
+                trainer = _trainer(bench, batch, "adam")
+                batches = _batches(trainer, bench, batch, steps)
+                if mode == "compiled":
+                    began = time.perf_counter()
+                    trainer._batch_loss = torch.compile(trainer._batch_loss, dynamic=False)
+                    for b in batches[:10]:
+                        trainer._update(trainer._batch_loss(b))
+                    compile_s.append(time.perf_counter() - began)
+                rates[mode].append(_rate(trainer, batches))
+        eager, compiled = (statistics.median(rates[m]) for m in ("eager", "compiled"))
+        print(
+            f"batch {batch:>5,}: eager {eager:>9,.0f} triplets/s  compiled {compiled:>9,.0f} "
+            f"triplets/s  ratio {compiled / eager:.2f}x  (compile + warm-up {compile_s[0]:.1f} s "
+            f"first, {statistics.median(compile_s[1:] or compile_s):.1f} s after; {steps} steps)",
+            flush=True,
+        )
