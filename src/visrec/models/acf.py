@@ -166,7 +166,7 @@ class ACFModule(nn.Module):
         """
         valid = profile >= 0
         uniq, inverse = torch.unique(profile.clamp_min(0), return_inverse=True)
-        regions = self.reduce(self.features[uniq].float())  # (U, R, dim)
+        regions = self.reduce(gather_rows(self.features, uniq).float())  # (U, R, dim)
         region_keys = self.comp_region(regions)  # (U, R, dim)
         hidden = torch.relu(region_keys[inverse] + self.comp_user(u)[:, None, None, :])
         mask = self.region_mask[uniq][inverse] & valid[..., None]  # (B, L, R)
