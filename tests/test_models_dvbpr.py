@@ -259,3 +259,18 @@ def test_a_frozen_backbone_keeps_its_weights_and_is_computed_once_per_image(
     again.module._pooled = None
     changed = again.module.pooled()
     assert changed is not first and not torch.allclose(changed, first)
+
+
+def test_a_from_scratch_dvbpr_on_a_cold_split_points_to_the_pretrained_trunk(
+    demo_dir, demo_dataset, pixels, caplog
+):
+    from visrec.data.split import SplitSpec
+
+    cold = open_dataset(demo_dir).build(SplitSpec("cold-items", cold_fraction=0.1, seed=2))
+    hint = "freeze_backbone=true"
+    with caplog.at_level("INFO", logger="visrec.models.dvbpr"):
+        fit_model(create("dvbpr", {**TINY, "epochs": 1}), demo_dataset, pixels)
+    assert hint not in caplog.text  # warm split: no hint
+    with caplog.at_level("INFO", logger="visrec.models.dvbpr"):
+        fit_model(create("dvbpr", {**TINY, "epochs": 1}), cold, pixels)
+    assert hint in caplog.text

@@ -295,6 +295,13 @@ class DVBPR(ScoresNewItems, DotProduct, GradientRecommender):
         return split_groups(m, factors, self.config.factor_lr)
 
     def fit(self, dataset: Dataset, features=None, options: TrainOptions | None = None) -> DVBPR:
+        if dataset.split.is_cold and not self.config.backbone:
+            log.warning(
+                "DVBPR's CNN trains from scratch (no backbone): from a few thousand images it may "
+                "learn little that carries to new items (MovieLens posters: at chance); a fixed "
+                "pretrained trunk ranked them best there (--set backbone=efficientnet_lite0 --set "
+                'freeze_backbone=true --set latent_dim=0; docs/training.md "DVBPR on new items")'
+            )
         super().fit(dataset, features, options)
         self.module.refresh()  # the saved buffer matches the final (best-epoch) weights
         return self
