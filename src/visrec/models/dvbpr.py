@@ -371,10 +371,14 @@ class DVBPR(ScoresNewItems, DotProduct, GradientRecommender):
 
 
 _LAST_POOLED: dict[tuple, torch.Tensor] = {}
+CPU_TRUNK_BATCH = 16
+"""Images per batch through a frozen trunk on a CPU: small batches stay in the caches (EfficientNet-Lite0
+at 224 px, one thread: ~26 images/s at 16 against ~9 at 256)."""
 
 
 def pooled_vectors(encoder, pixels: PixelSource, device: torch.device, step: int) -> torch.Tensor:
-    """A frozen backbone's vectors of every row of ``pixels`` (n, width), ``step`` images at a time.
+    """A frozen backbone's vectors of every row of ``pixels`` (n, width), ``step`` images at a time
+    (at most :data:`CPU_TRUNK_BATCH` on a CPU).
 
     The last result is kept for the process, keyed by the pixels' origin, their rows and a digest of the
     backbone's weights and buffers: the points of a grid or a search over the head's options reuse it
@@ -390,6 +394,7 @@ def pooled_vectors(encoder, pixels: PixelSource, device: torch.device, step: int
         if key in _LAST_POOLED:
             return _LAST_POOLED[key]
     n = len(pixels)
+    step = step if device.type == "cuda" else min(step, CPU_TRUNK_BATCH)
     parts = [
         encoder.pooled(pixels.fetch(torch.arange(lo, min(lo + step, n)), device))
         for lo in range(0, n, step)
