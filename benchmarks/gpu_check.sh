@@ -44,7 +44,13 @@ part_train() {  # speeds, then optimizer=sparse_adam (lazy Adam, sparse embeddin
         $py -m visrec extract "$work/demo/images" -o "$work/features" --weights none &&
         $py -m visrec train vbpr --data "$work/demo" --features "$work/features" -o "$work/vbpr" \
             --set epochs=3 --set batch_size=100 --set optimizer=sparse_adam --set device=cuda &&
-        $py -m visrec evaluate "$work/vbpr" --mode full
+        $py -m visrec evaluate "$work/vbpr" --mode full &&
+        $py -m visrec train dvbpr --data "$work/demo" -o "$work/dvbpr-t" --set device=cuda \
+            --set backbone=efficientnet_lite0 --set freeze_backbone=true --set latent_dim=0 \
+            --set image_size=224 --set epochs=3 &&  # DVBPR on a fixed pretrained trunk
+        mkdir -p "$work/new" &&
+        for f in $(ls "$work/demo/images" | head -n 2); do cp "$work/demo/images/$f" "$work/new/new-$f"; done &&
+        $py -m visrec recommend "$work/dvbpr-t" --new-items "$work/new" -k 3
 }
 
 part_extract() {
