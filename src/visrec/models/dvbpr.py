@@ -298,9 +298,10 @@ class DVBPR(ScoresNewItems, DotProduct, GradientRecommender):
         if dataset.split.is_cold and not self.config.backbone:
             log.warning(
                 "DVBPR's CNN trains from scratch (no backbone): from a few thousand images it may "
-                "learn little that carries to new items (MovieLens posters: at chance); a fixed "
-                "pretrained trunk ranked them best there (--set backbone=efficientnet_lite0 --set "
-                'freeze_backbone=true --set latent_dim=0; docs/training.md "DVBPR on new items")'
+                "learn little that carries to new items (MovieLens posters: at chance); with a fixed "
+                "pretrained trunk it ranked them as well as any model (--set "
+                "backbone=efficientnet_lite0 --set freeze_backbone=true --set latent_dim=0; "
+                'docs/training.md "DVBPR on new items")'
             )
         super().fit(dataset, features, options)
         self.module.refresh()  # the saved buffer matches the final (best-epoch) weights
