@@ -124,6 +124,12 @@ class PixelSource:
         self.rows = np.arange(len(array)) if rows is None else np.asarray(rows, dtype=np.int64)
         self.origin = origin
 
+    @classmethod
+    def of(cls, cache: PixelCache, items) -> PixelSource:
+        """The rows of ``items`` in a pixel cache, its origin its folder and its images' fingerprint."""
+        origin = f"{cache.path}:{cache.manifest.get('files_sha256', '')}"
+        return cls(cache.pixels, cache.rows(items), origin)
+
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -272,8 +278,7 @@ class DVBPR(ScoresNewItems, DotProduct, GradientRecommender):
 
     def _attach(self, module: nn.Module, dataset: Dataset, features) -> None:
         cache = as_pixel_cache(features, dataset.items, self.config.image_size)
-        origin = f"{cache.path}:{cache.manifest.get('files_sha256', '')}"
-        module.pixels = PixelSource(cache.pixels, cache.rows(dataset.items), origin)
+        module.pixels = PixelSource.of(cache, dataset.items)
         self.info["pixels"] = {
             "images_dir": str(cache.images_dir),
             "size": cache.size,
@@ -367,8 +372,7 @@ class DVBPR(ScoresNewItems, DotProduct, GradientRecommender):
                 "DVBPR's item embeddings are out of date and no image folder is known"
             )
         cache = open_pixels(meta["images_dir"], self.items, meta["size"], meta.get("cache_dir"))
-        origin = f"{cache.path}:{cache.manifest.get('files_sha256', '')}"
-        self.module.pixels = PixelSource(cache.pixels, cache.rows(self.items), origin)
+        self.module.pixels = PixelSource.of(cache, self.items)
 
 
 _LAST_POOLED: dict[tuple, torch.Tensor] = {}
