@@ -69,16 +69,27 @@ def _profile(trainer, batches, title: str) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
 
+def _ab_rates(bench, batch: int, modes: tuple[str, str], prepare) -> tuple[dict, int]:
+    """Triplets/s of each of two ``modes`` over ``--step-repeats`` rounds, alternating which goes first;
+    ``prepare(batch, mode, steps)`` returns (a trainer, its pre-sampled batches)."""
+    steps = max(20, min(200, bench.args.train_triplets // batch))
+    rates: dict[str, list[float]] = {m: [] for m in modes}
+    for rep in range(bench.args.step_repeats):
+        for mode in modes if rep % 2 == 0 else modes[::-1]:
+            rates[mode].append(_rate(*prepare(batch, mode, steps)))
+    return rates, steps
+
+
 def section_steps(bench) -> None:
     args = bench.args
     print(f"(f) VBPR steps, latent 200 / visual 100, {torch.get_num_threads()} torch threads")
+
+    def prepare(batch, optimizer, steps):
+        trainer = _trainer(bench, batch, optimizer)
+        return trainer, _batches(trainer, bench, batch, steps)
+
     for batch in args.step_batches:
-        steps = max(20, min(200, args.train_triplets // batch))
-        rates: dict[str, list[float]] = {o: [] for o in OPTIMIZERS}
-        for rep in range(args.step_repeats):
-            for optimizer in OPTIMIZERS if rep % 2 == 0 else OPTIMIZERS[::-1]:
-                trainer = _trainer(bench, batch, optimizer)
-                rates[optimizer].append(_rate(trainer, _batches(trainer, bench, batch, steps)))
+        rates, steps = _ab_rates(bench, batch, OPTIMIZERS, prepare)
         adam, sparse = (statistics.median(rates[o]) for o in OPTIMIZERS)
         spread = ", ".join(f"{o} " + "/".join(f"{r:,.0f}" for r in rates[o]) for o in OPTIMIZERS)
         print(
@@ -98,23 +109,23 @@ def section_compile(bench) -> None:
     backward with it) against the eager step, VBPR with dense Adam, A/B alternating per batch size; the
     first compiled trainer of each batch size reports its compile + 10 warm-up steps' seconds (a new
     process pays it again, less what inductor's on-disk cache saves)."""
-    args = bench.args
     print(f"(g) VBPR steps, eager vs torch.compile, {torch.get_num_threads()} torch threads")
-    for batch in args.step_batches:
-        steps = max(20, min(200, args.train_triplets // batch))
-        rates: dict[str, list[float]] = {"eager": [], "compiled": []}
-        compile_s: list[float] = []
-        for rep in range(args.step_repeats):
-            for mode in ("eager", "compiled") if rep % 2 == 0 else ("compiled", "eager"):
-                trainer = _trainer(bench, batch, "adam")
-                batches = _batches(trainer, bench, batch, steps)
-                if mode == "compiled":
-                    began = time.perf_counter()
-                    trainer._batch_loss = torch.compile(trainer._batch_loss, dynamic=False)
-                    for b in batches[:10]:
-                        trainer._update(trainer._batch_loss(b))
-                    compile_s.append(time.perf_counter() - began)
-                rates[mode].append(_rate(trainer, batches))
+    compile_s: list[float] = []
+
+    def prepare(batch, mode, steps):
+        trainer = _trainer(bench, batch, "adam")
+        batches = _batches(trainer, bench, batch, steps)
+        if mode == "compiled":
+            began = time.perf_counter()
+            trainer._batch_loss = torch.compile(trainer._batch_loss, dynamic=False)
+            for b in batches[:10]:
+                trainer._update(trainer._batch_loss(b))
+            compile_s.append(time.perf_counter() - began)
+        return trainer, batches
+
+    for batch in bench.args.step_batches:
+        compile_s.clear()
+        rates, steps = _ab_rates(bench, batch, ("eager", "compiled"), prepare)
         eager, compiled = (statistics.median(rates[m]) for m in ("eager", "compiled"))
         print(
             f"batch {batch:>5,}: eager {eager:>9,.0f} triplets/s  compiled {compiled:>9,.0f} "
