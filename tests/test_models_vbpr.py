@@ -113,18 +113,33 @@ def triplets(n: int, negatives: int = 1, seed: int = 0) -> dict[str, torch.Tenso
     }
 
 
-# the four ways a batch is scored: item slots as they are, distinct items with a per-triplet gather or
-# a dense product of the distinct users x items, every item (16 slots >= 9 items)
-PATHS = [(3, 256, 0.0), (3, 0, 0.0), (3, 0, float("inf")), (8, 256, float("inf"))]
+# the five ways a batch is scored: item slots as they are, distinct items with a per-triplet gather,
+# with pair_dots or with a dense product of the distinct users x items, every item (16 slots >= 9 items)
+INF = float("inf")
+PATH = ("slots_up_to", "dense_ratio", "sparse")
+PATHS = [
+    (3, 256, 0.0, False),
+    (3, 0, 0.0, False),
+    (3, 0, 0.0, True),
+    (3, 0, INF, True),
+    (8, 256, INF, True),
+]
 
 
-@pytest.mark.parametrize(("n_triplets", "slots_up_to", "dense_ratio"), PATHS)
-def test_forward_penalty_equals_the_per_triplet_formula(n_triplets, slots_up_to, dense_ratio):
+def set_path(m, slots_up_to, dense_ratio, sparse_pairs):
+    m.slots_up_to, m.sparse_pairs = slots_up_to, sparse_pairs
+    m.dense_ratio = m.dense_ratio_sparse = dense_ratio
+
+
+@pytest.mark.parametrize(("n_triplets", *PATH), PATHS)
+def test_forward_penalty_equals_the_per_triplet_formula(
+    n_triplets, slots_up_to, dense_ratio, sparse
+):
     # forward(with_penalty=True) computes the penalty from the rows its scores gathered: the same value
     # and gradients as scores + penalty(batch) (one lookup per triplet and term), up to rounding
     m = random_module()
     m.lambdas = (0.1, 0.2, 0.3)
-    m.slots_up_to, m.dense_ratio = slots_up_to, dense_ratio
+    set_path(m, slots_up_to, dense_ratio, sparse)
     # two negatives per triplet, the number of item slots of PATHS: 6 < 9 items, 21 >= 9
     batch = triplets(n_triplets - 1, negatives=2, seed=n_triplets)
     pos, neg, penalty = m(batch, with_penalty=True)
@@ -140,12 +155,12 @@ def test_forward_penalty_equals_the_per_triplet_formula(n_triplets, slots_up_to,
         torch.testing.assert_close(fused[name], p.grad, msg=name)
 
 
-@pytest.mark.parametrize(("n_triplets", "slots_up_to", "dense_ratio"), PATHS)
-def test_gradients_match_per_triplet_projection(n_triplets, slots_up_to, dense_ratio):
+@pytest.mark.parametrize(("n_triplets", *PATH), PATHS)
+def test_gradients_match_per_triplet_projection(n_triplets, slots_up_to, dense_ratio, sparse):
     # projecting item slots, distinct (or all) items once must give the gradients of projecting per
     # triplet
     m = random_module()
-    m.slots_up_to, m.dense_ratio = slots_up_to, dense_ratio
+    set_path(m, slots_up_to, dense_ratio, sparse)
     rng = np.random.default_rng(n_triplets)
     u, i, j = (
         rng.integers(0, 5, n_triplets),
