@@ -10,8 +10,9 @@ with the same convention. A new item is scored with theta_u . (E f_i) + beta' . 
 being zero (the paper's cold-start setting). The features are a registered buffer, so a saved model scores without the feature
 store. Speed: a batch projects each *distinct* item's features once (the tutorial projects them once per
 triplet; small batches, whose items are nearly all distinct, project each item slot without sorting),
-``score_users`` projects all items once per call, and the training forward returns the penalty computed
-from the rows it gathered (one lookup per table and step).
+on a CPU the (triplet, item) scores are computed pair by pair (:mod:`visrec.models.pairs`) rather than as a
+product of the batch's users x items, ``score_users`` projects all items once per call, and the training
+forward returns the penalty computed from the rows it gathered (one lookup per table and step).
 """
 
 from __future__ import annotations
