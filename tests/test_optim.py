@@ -173,3 +173,61 @@ def test_untrained_item_rows_stay_zero(optimizer):
 def test_unknown_optimizer_is_a_config_error():
     with pytest.raises(ConfigError, match="optimizer must be one of adam, sparse_adam"):
         create("vbpr", {"optimizer": "sgd"})
+
+
+@pytest.mark.parametrize("kernel", [{"fused": True}, {"foreach": True}, {}])
+def test_adam_is_torchs_adam_bit_for_bit(kernel):
+    # visrec's Adam only calls torch's methods without their torch.compile wrappers
+    from visrec.training.optim import Adam
+
+    torch.manual_seed(0)
+    ours, theirs = nn.Linear(5, 3), nn.Linear(5, 3)
+    theirs.load_state_dict(ours.state_dict())
+    opts = [
+        Adam(ours.parameters(), lr=0.05, weight_decay=0.01, **kernel),
+        torch.optim.Adam(theirs.parameters(), lr=0.05, weight_decay=0.01, **kernel),
+    ]
+    x = torch.randn(16, 5)
+    for _ in range(4):
+        for net, opt in zip((ours, theirs), opts, strict=True):
+            opt.zero_grad(set_to_none=True)
+            net(x).pow(2).sum().backward()
+            opt.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a, b)
+    state = opts[0].state_dict()
+    assert state["state"].keys() == opts[1].state_dict()["state"].keys()
+    again = Adam(nn.Linear(5, 3).parameters(), lr=0.05)
+    again.load_state_dict(state)
+    assert float(again.state_dict()["state"][0]["step"]) == 4
+    assert again.param_groups[0]["weight_decay"] == 0.01
+    with pytest.raises(ValueError, match="differentiable"):
+        Adam(nn.Linear(2, 1).parameters(), differentiable=True)
+
+
+def test_training_does_not_import_torch_compiles_stack(tmp_path):
+    # torch.optim's own wrappers import torch._dynamo (~2 s) on first use; a fit must not pay that.
+    # A fresh interpreter: this one may have imported it for another test
+    import subprocess
+    import sys
+
+    script = tmp_path / "fit.py"
+    script.write_text(
+        "import sys\n"
+        "import numpy as np\n"
+        "import pandas as pd\n"
+        "from visrec.data import Dataset, SplitSpec\n"
+        "from visrec.data.interactions import Interactions\n"
+        "from visrec.models import create\n"
+        "from visrec.training import fit_model\n"
+        "rng = np.random.default_rng(0)\n"
+        "rows = [(f'u{u}', f'i{i}', t) for u in range(20) for t, i in enumerate(rng.choice(30, 6, False))]\n"
+        "frame = pd.DataFrame(rows, columns=['user_id', 'item_id', 'timestamp'])\n"
+        "dataset = Dataset.build(Interactions.from_frame(frame), SplitSpec())\n"
+        "model = create('bpr', {'epochs': 2, 'batch_size': 16, 'device': 'cpu'})\n"
+        "fit_model(model, dataset)\n"
+        "print('dynamo' if 'torch._dynamo' in sys.modules else 'clean')\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "clean"

@@ -1,5 +1,10 @@
 """Optimisers of the Trainer: Adam (fused or per-tensor) and a lazy "sparse" Adam for embedding tables.
 
+:class:`Adam` is ``torch.optim.Adam`` itself, called without the wrappers that mark its methods as not to
+be traced by ``torch.compile``: those wrappers import ``torch._dynamo`` on first use (~1.9 s of wall time
+on the 2-core CI machine, as much again as ``import torch``), which every training process paid once
+although the Trainer never compiles its optimiser. Same update, same state layout, same checkpoints.
+
 ``optimizer = "sparse_adam"`` (TrainConfig) makes every ``nn.Embedding`` of the module return a sparse
 gradient (only the rows a batch looked up) and steps it with :class:`LazyAdam`: Adam (Kingma & Ba 2015,
 Algorithm 1, with PyTorch's L2 ``weight_decay`` added to the gradient) applied to the touched rows only,
@@ -29,10 +34,44 @@ def use_sparse_gradients(module: nn.Module, sparse: bool = True) -> list[nn.Para
     return [t.weight for t in tables]
 
 
-class LazyAdam(torch.optim.Adam):
+def _undecorated(method):
+    """``method`` without torch's ``_disable_dynamo`` / ``_use_grad_for_differentiable`` wrapper (each
+    keeps the wrapped function as ``__wrapped__``); ``method`` itself if a torch version has no wrapper."""
+    return getattr(method, "__wrapped__", method)
+
+
+class Adam(torch.optim.Adam):
+    """``torch.optim.Adam`` without importing ``torch._dynamo`` (see the module's docstring).
+
+    The step runs under ``no_grad``, as torch's own wrapper does for a non-``differentiable`` Adam (the
+    only kind the Trainer builds); nothing here may be traced by ``torch.compile`` (it never is)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.defaults.get("differentiable"):
+            raise ValueError("visrec's Adam does not support differentiable=True")
+
+    def add_param_group(self, param_group: dict) -> None:
+        _undecorated(torch.optim.Optimizer.add_param_group)(self, param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        _undecorated(torch.optim.Optimizer.zero_grad)(self, set_to_none)
+
+    def state_dict(self) -> dict:
+        return _undecorated(torch.optim.Optimizer.state_dict)(self)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        _undecorated(torch.optim.Optimizer.load_state_dict)(self, state_dict)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        return _undecorated(torch.optim.Adam.step)(self, closure)
+
+
+class LazyAdam(Adam):
     """Adam whose parameters with a sparse gradient are updated row-wise (touched rows only).
 
-    Dense gradients take :class:`torch.optim.Adam`'s own step (fused or foreach as constructed); the state
+    Dense gradients take Adam's own step (fused or foreach as constructed); the state
     of every parameter has Adam's layout (``step``, ``exp_avg``, ``exp_avg_sq``), so a checkpoint loads into
     either class and a table may receive a dense gradient on one step (then all its rows are updated, as
     by Adam) and a sparse one on the next. ``amsgrad`` and ``maximize`` are not supported for sparse rows.

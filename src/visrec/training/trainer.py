@@ -38,7 +38,7 @@ from visrec.evaluation import validation_score
 from visrec.models.base import Recommender
 from visrec.models.capabilities import Regularised, TrainOptions, TrainsByGradient
 from visrec.training.losses import bce_loss, bpr_loss, warp_loss
-from visrec.training.optim import LazyAdam, use_sparse_gradients
+from visrec.training.optim import Adam, LazyAdam, use_sparse_gradients
 from visrec.training.resume import check_resume_config
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class Trainer:
         self.net = self._wrap(module)
         groups = self.model.param_groups()
         params = [p for group in groups for p in group["params"]]
-        adam = torch.optim.Adam
+        adam = Adam
         if self.cfg.optimizer == "sparse_adam":
             if self.dist.active:
                 raise ConfigError("optimizer=sparse_adam is single-process only (use adam)")
