@@ -121,3 +121,40 @@ def test_getting_one_model_imports_only_its_module():
         [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
     )
     assert done.stdout.split() == ["['visrec.models.bpr']"], done.stderr
+
+
+HUGE_PAGES = """
+import os, re, sys
+import visrec
+import torch
+x = torch.ones(64 * 2**20 // 4)  # 64 MB
+x += 1
+rollup = open("/proc/self/smaps_rollup").read()
+print(os.environ["THP_MEM_ALLOC_ENABLE"], re.search(r"AnonHugePages:\\s+(\\d+)", rollup).group(1))
+"""
+
+
+def _huge_pages_run(env_value: str | None) -> tuple[str, int]:
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    env["PYTHONPATH"] = SRC + os.pathsep + os.environ.get("PYTHONPATH", "")
+    if env_value is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = env_value
+    done = subprocess.run(
+        [sys.executable, "-c", HUGE_PAGES], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    value, kb = done.stdout.split()
+    return value, int(kb)
+
+
+def test_import_visrec_gives_large_tensors_huge_pages():
+    # torch reads THP_MEM_ALLOC_ENABLE at its first allocation: importing visrec first sets it, and a
+    # large tensor is then backed by transparent huge pages where the kernel allows them
+    mode = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not Path("/proc/self/smaps_rollup").exists() or not mode.exists():
+        pytest.skip("no transparent huge pages on this system")
+    value, kb = _huge_pages_run(None)
+    assert value == "1"
+    if "[never]" not in mode.read_text():
+        assert kb >= 32 * 1024  # most of the 64 MB tensor
+    assert _huge_pages_run("0")[0] == "0"  # the user's choice is kept

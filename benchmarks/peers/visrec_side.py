@@ -99,6 +99,7 @@ def main() -> None:
         "--setup", action="store_true", help="write the stage's inputs, time nothing"
     )
     args = parser.parse_args()
+    import visrec  # noqa: F401  before torch, as in the visrec command (its start-up settings)
     import torch
 
     torch.set_num_threads(1)

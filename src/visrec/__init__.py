@@ -10,7 +10,17 @@ use, so ``import visrec`` (and ``visrec --help``) does not load torch.
 
 __version__ = "0.1.0"
 
-from visrec.errors import DataError, VisrecError
+import os
+
+# PyTorch's CPU allocator: back each tensor of 2 MB or more with transparent huge pages (where the kernel
+# allows them). A large tensor is otherwise fresh memory from the kernel on every allocation, faulted in
+# 4 KB at a time: ACF's gathered feature maps (~200 MB per step) and VBPR's batch-42,000 tables spent a
+# quarter of each training step there (docs/benchmarks.md, "Large tensors and page faults"). torch reads
+# the variable once, at its first allocation, so it is set before torch is imported; a value the user set
+# (THP_MEM_ALLOC_ENABLE=0 to turn it off) is kept.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+from visrec.errors import DataError, VisrecError  # noqa: E402
 
 _API = ("Experiment", "LoadedRun", "Results", "load_run", "train")
 
