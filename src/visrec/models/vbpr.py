@@ -209,13 +209,12 @@ class VBPRModule(Regularised, nn.Module):
         distinct_users, user_where = torch.unique(users, return_inverse=True)
         sparse = table.device.type == "cpu" if self.sparse_pairs is None else self.sparse_pairs
         dense_ratio = self.dense_ratio_sparse if sparse else self.dense_ratio
-        if len(distinct_users) * len(table) <= dense_ratio * where.numel():
-            # few distinct (user, item) rows for many triplets: one dense product of the distinct
-            # rows, then a gather of scalars
+        dense = len(distinct_users) * len(table) <= dense_ratio * where.numel()
+        if dense or sparse:  # one row per distinct user
             rows = self._user_rows(distinct_users, table)
-            return rows, (rows @ table.T)[user_where[:, None], where], user_where
-        if sparse:  # work in proportion to the pairs, not to users x items (visrec.models.pairs)
-            rows = self._user_rows(distinct_users, table)
+            if dense:  # few distinct (user, item) cells for many pairs: one product, then a gather
+                return rows, (rows @ table.T)[user_where[:, None], where], user_where
+            # work in proportion to the pairs, not to users x items (visrec.models.pairs)
             return rows, pair_dots(rows, table, user_where, where), user_where
         rows = self._user_rows(users, table)
         return rows, (rows[:, None, :] * F.embedding(where, table)).sum(-1), None
