@@ -11,14 +11,39 @@ use, so ``import visrec`` (and ``visrec --help``) does not load torch.
 __version__ = "0.1.0"
 
 import os
+import sys
 
-# PyTorch's CPU allocator: back each tensor of 2 MB or more with transparent huge pages (where the kernel
-# allows them). A large tensor is otherwise fresh memory from the kernel on every allocation, faulted in
-# 4 KB at a time: ACF's gathered feature maps (~200 MB per step) and VBPR's batch-42,000 tables spent a
-# quarter of each training step there (docs/benchmarks.md, "Large tensors and page faults"). torch reads
-# the variable once, at its first allocation, so it is set before torch is imported; a value the user set
-# (THP_MEM_ALLOC_ENABLE=0 to turn it off) is kept.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+def _reuse_freed_memory() -> None:
+    """glibc's malloc: take every block from the heap and keep freed memory there for reuse.
+
+    By default glibc serves each block above 128 KB-32 MB with a fresh ``mmap`` and returns it on free, so
+    every large tensor a training step allocates is new memory that the kernel faults in 4 KB at a time:
+    a quarter of an ACF step, of a VBPR step at batch 42,000, and ~15% at batch 100
+    (docs/benchmarks.md, "Large tensors and page faults"). Turning ``mmap`` off (``M_MMAP_MAX`` 0) and the
+    heap trimming with it (``M_TRIM_THRESHOLD``) lets the allocator hand the same pages back: the process
+    keeps its peak memory instead of returning it between steps. Skipped when the user tunes glibc with
+    its own ``MALLOC_*_`` variables, with ``VISREC_MALLOC=0``, and off glibc."""
+    if sys.platform != "linux" or os.environ.get("VISREC_MALLOC", "1") == "0":
+        return
+    if any(
+        k in os.environ
+        for k in ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    ):
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    m_trim_threshold, m_mmap_max = -1, -4  # glibc's malloc.h
+    mallopt(m_mmap_max, 0)
+    mallopt(m_trim_threshold, 2**31 - 1)
+
+
+_reuse_freed_memory()
 
 from visrec.errors import DataError, VisrecError  # noqa: E402
 
