@@ -205,29 +205,34 @@ def test_adam_is_torchs_adam_bit_for_bit(kernel):
         Adam(nn.Linear(2, 1).parameters(), differentiable=True)
 
 
-def test_training_does_not_import_torch_compiles_stack(tmp_path):
+FIT_IN_A_FRESH_INTERPRETER = """
+import sys
+import numpy as np
+import pandas as pd
+from visrec.data import Dataset, SplitSpec
+from visrec.data.interactions import Interactions
+from visrec.models import create
+from visrec.training import fit_model
+rng = np.random.default_rng(0)
+rows = [(f"u{u}", f"i{i}", t) for u in range(20) for t, i in enumerate(rng.choice(30, 6, False))]
+frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+dataset = Dataset.build(Interactions.from_frame(frame), SplitSpec())
+fit_model(create("bpr", {"epochs": 2, "batch_size": 16, "device": "cpu"}), dataset)
+print("dynamo" if "torch._dynamo" in sys.modules else "clean")
+"""
+
+
+def test_training_does_not_import_torch_compiles_stack():
     # torch.optim's own wrappers import torch._dynamo (~2 s) on first use; a fit must not pay that.
     # A fresh interpreter: this one may have imported it for another test
     import subprocess
     import sys
 
-    script = tmp_path / "fit.py"
-    script.write_text(
-        "import sys\n"
-        "import numpy as np\n"
-        "import pandas as pd\n"
-        "from visrec.data import Dataset, SplitSpec\n"
-        "from visrec.data.interactions import Interactions\n"
-        "from visrec.models import create\n"
-        "from visrec.training import fit_model\n"
-        "rng = np.random.default_rng(0)\n"
-        "rows = [(f'u{u}', f'i{i}', t) for u in range(20) for t, i in enumerate(rng.choice(30, 6, False))]\n"
-        "frame = pd.DataFrame(rows, columns=['user_id', 'item_id', 'timestamp'])\n"
-        "dataset = Dataset.build(Interactions.from_frame(frame), SplitSpec())\n"
-        "model = create('bpr', {'epochs': 2, 'batch_size': 16, 'device': 'cpu'})\n"
-        "fit_model(model, dataset)\n"
-        "print('dynamo' if 'torch._dynamo' in sys.modules else 'clean')\n"
+    out = subprocess.run(
+        [sys.executable, "-c", FIT_IN_A_FRESH_INTERPRETER],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-1] == "clean"
