@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
+from visrec._lazy import LazyModule
 from visrec.data.history import History, merge_history
 from visrec.data.interactions import Interactions
 from visrec.data.split import SplitSpec, split_interactions
 from visrec.data.vocab import Vocabulary
 from visrec.errors import DataError
+
+pd = LazyModule("pandas")  # the cached-dataset path never needs pandas
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:

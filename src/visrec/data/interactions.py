@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from visrec._lazy import LazyModule
 from visrec.errors import DataError
+
+pd = LazyModule("pandas")  # the cached-dataset path never needs pandas
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from visrec._io import atomic_open, write_json
+from visrec._lazy import LazyModule
 from visrec.data.dataset import Dataset
 from visrec.data.images import scan_images
 from visrec.data.interactions import Interactions, load_interactions
 from visrec.data.split import SplitSpec
 from visrec.errors import DataError
+
+pd = LazyModule("pandas")  # the cached-dataset path never needs pandas
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import pandas as pd
 
+from visrec._lazy import LazyModule
 from visrec.choices import COLD_SPLIT_METHODS, SPLIT_METHODS
 from visrec.errors import ConfigError, DataError
+
+pd = LazyModule("pandas")  # the cached-dataset path never needs pandas
 
 COLD_METHODS = COLD_SPLIT_METHODS
 METHODS = SPLIT_METHODS

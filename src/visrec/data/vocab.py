@@ -9,26 +9,38 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-import pandas as pd
+
+from visrec._lazy import LazyModule
+
+pd = LazyModule("pandas")  # the hash index is built on the first lookup by id
 
 
 class Vocabulary:
     """An immutable, ordered set of string ids with O(1) lookups in both directions."""
 
-    __slots__ = ("_ids", "_index", "name")
+    __slots__ = ("_ids", "_lookup", "name")
 
     def __init__(self, ids: Iterable[object], name: str = "id"):
         if isinstance(ids, np.ndarray) and ids.dtype.kind == "U":  # e.g. a cached vocabulary
             arr = ids.astype(object)  # Python str objects, in one C loop
         else:
             arr = np.asarray([str(i) for i in ids], dtype=object)
-        self._index = pd.Index(arr)
-        if not self._index.is_unique:
-            dupes = self._index[self._index.duplicated()].unique()[:5].tolist()
+        if len(set(arr)) != len(arr):
+            seen: set[str] = set()
+            dupes = list(dict.fromkeys(i for i in arr if i in seen or seen.add(i)))[:5]
             raise ValueError(f"duplicate {name}s in vocabulary: {dupes}")
         arr.setflags(write=False)
         self._ids = arr
+        self._lookup = None
         self.name = name
+
+    @property
+    def _index(self):
+        """The id -> index hash table (a pandas Index), built on first use: opening a cached dataset and
+        evaluating it only reads ids by index."""
+        if self._lookup is None:
+            self._lookup = pd.Index(self._ids)
+        return self._lookup
 
     @classmethod
     def from_unique(cls, ids: Iterable[object], name: str = "id") -> Vocabulary:
