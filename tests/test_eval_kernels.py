@@ -156,9 +156,14 @@ def test_padded_rows_keep_order_and_pad_with_minus_one():
 def test_matrix_scorer_returns_views_for_consecutive_users_and_gathers_others(ds):
     table = np.random.default_rng(5).standard_normal((ds.n_users, ds.n_items))
     scorer = matrix_scorer(table)
-    block = scorer(torch.arange(3, 9))
-    assert block.data_ptr() == torch.as_tensor(table)[3].data_ptr()  # a view, no copy
-    np.testing.assert_array_equal(scorer(torch.tensor([0, 2, 1, 3])).numpy(), table[[0, 2, 1, 3]])
+    assert scorer.numpy_users  # the engine passes NumPy indices: no torch needed
+    block = scorer(np.arange(3, 9))
+    assert isinstance(block, np.ndarray) and np.shares_memory(block, table)  # a view, no copy
+    np.testing.assert_array_equal(block, table[3:9])
+    np.testing.assert_array_equal(scorer(np.array([0, 2, 1, 3])), table[[0, 2, 1, 3]])
+    np.testing.assert_array_equal(scorer(torch.tensor([0, 2, 1, 3])), table[[0, 2, 1, 3]])
+    on_torch = matrix_scorer(torch.from_numpy(table))
+    assert on_torch(np.arange(3, 9)).data_ptr() == torch.from_numpy(table)[3].data_ptr()
     plain = torch.from_numpy(table)
     a = evaluate(matrix_scorer(table), ds, split="test", ks=KS)
     b = evaluate(lambda users: plain[users], ds, split="test", ks=KS)
@@ -217,6 +222,29 @@ def test_prefetch_loads_the_kernel_in_the_background_once():
     np.testing.assert_array_equal(equal[known], want_equal[known])
 
 
+@needs_numba
+def test_the_kernel_loads_once_the_process_has_counted_enough(tmp_path):
+    """Small evaluations count with NumPy (importing numba would cost more than it saves); the kernel is
+    loaded once the process's announced comparisons reach KERNEL_MIN_WORK, and used from then on."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from visrec.evaluation import kernels\n"
+        "ref, q = np.array([[1.0, 2.0, 3.0]]), np.array([[2.0]])\n"
+        "kernels.expect(kernels.KERNEL_MIN_WORK // 2)\n"
+        "print(kernels.row_counts(ref, q) is None, 'numba' in sys.modules)\n"
+        "kernels.expect(kernels.KERNEL_MIN_WORK // 2)\n"
+        "kernels.prefetch().join(120)\n"
+        "g, e, n = kernels.row_counts(ref, q)\n"
+        "print(int(g[0, 0]), int(e[0, 0]), 'numba' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False", "1", "1", "True"]
+
+
 def test_prefetch_is_off_when_numba_is_disabled(monkeypatch):
     monkeypatch.setenv("VISREC_NUMBA", "0")
     assert kernels.prefetch() is None
@@ -233,8 +261,9 @@ def test_unwritable_cache_folder_falls_back_silently(tmp_path):
     code = (
         "import numpy as np\n"
         "from visrec.evaluation import kernels\n"
+        "loaded = kernels.enabled()\n"
         "g, e, n = kernels.row_counts(np.array([[1.0, 2.0, 3.0]]), np.array([[2.0]]))\n"
-        "print(int(g[0, 0]), int(e[0, 0]), kernels.enabled())\n"
+        "print(int(g[0, 0]), int(e[0, 0]), loaded)\n"
     )
     env = {**os.environ, "NUMBA_CACHE_DIR": str(blocked / "cache")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

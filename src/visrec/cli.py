@@ -9,6 +9,7 @@ import sys
 import click
 
 from visrec import __version__
+from visrec._threads import set_cpu_threads
 from visrec.errors import VisrecError
 
 # (module, attribute, short help) of every command; imported lazily so `visrec --help` stays fast: the
@@ -80,9 +81,9 @@ def cli(verbose: int, threads: int | None) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if threads is not None:
-        import torch  # only here: `visrec --help` stays fast
-
-        torch.set_num_threads(threads)
+        set_cpu_threads(
+            threads
+        )  # torch's pool when torch is loaded or later, BLAS, the ranking kernel
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.distributed as dist
+
+from visrec._lazy import LazyModule
+
+# a plain single process (no torchrun variables) never touches them: `visrec evaluate` of exported factors
+# runs without torch
+torch = LazyModule("torch")
+dist = LazyModule("torch.distributed")
 
 log = logging.getLogger(__name__)
 

@@ -28,18 +28,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
+from visrec._lazy import loaded
 from visrec.data import Dataset
 from visrec.errors import ConfigError
 from visrec.evaluation import candidates as cand
+from visrec.evaluation import kernels
 from visrec.evaluation import lists as lst
 from visrec.evaluation import registry as reg
 from visrec.evaluation.ranking import (
     BlockRanks,
+    beside,
     fused_counts,
     gather_padded,
     has_nan,
+    host,
+    on_device,
     rank_block,
     ranks_from_counts,
     row_counts,
@@ -117,6 +121,8 @@ def evaluate_modes(
     """
     settings = settings_of(settings, options)
     run = _Pass.build(dataset, split, mode_tuple(modes), settings, users)
+    if set(run.modes) & {"full", "mixed", "tutorial"}:  # whole-row counts: the kernel may pay off
+        kernels.expect(int(np.diff(run.targets.indptr)[run.users].sum()) * dataset.n_items)
     for start in range(0, len(run.users), run.block_size):
         block = run.users[start : start + run.block_size]
         scores = score_block(scorer, block, dataset, settings.device)
@@ -284,11 +290,12 @@ def _users_to_evaluate(dataset: Dataset, targets, users: np.ndarray | None) -> n
     return users[has_targets[users]]
 
 
-def _rank_modes(run: _Pass, scores: torch.Tensor, block: np.ndarray) -> dict[str, BlockRanks]:
-    """Ranks of one block's truth items in each mode, from one pass over its scores."""
-    dev, n_items, window = scores.device, run.dataset.n_items, run.settings.profile_window
+def _rank_modes(run: _Pass, scores, block: np.ndarray) -> dict[str, BlockRanks]:
+    """Ranks of one block's truth items in each mode, from one pass over its scores (NumPy on the CPU,
+    a tensor on an accelerator)."""
+    n_items, window = run.dataset.n_items, run.settings.profile_window
     history = run.history
-    truth = gather_padded(scores, torch.from_numpy(cand.csr_rows(run.targets, block)).to(dev))
+    truth = gather_padded(scores, beside(scores, cand.csr_rows(run.targets, block)))
     counted = [mode for mode in run.modes if mode in ("full", "mixed", "tutorial")]
     starts, ends = history.indptr[block], history.indptr[block + 1]
     fused = fused_counts(scores, truth, history.items, starts, ends, window) if counted else None
@@ -307,11 +314,15 @@ def _rank_modes(run: _Pass, scores: torch.Tensor, block: np.ndarray) -> dict[str
             neg = cand.negatives_block(
                 history, run.targets, block, n_items, settings.n_negatives, settings.seed
             )
-            negatives = gather_padded(scores, torch.from_numpy(neg).to(dev))
-            out[mode] = rank_block(torch.cat([truth, negatives], dim=1), truth)
+            negatives = gather_padded(scores, beside(scores, neg))
+            if on_device(scores):
+                reference = loaded("torch").cat([truth, negatives], dim=1)
+            else:
+                reference = np.concatenate([truth, negatives], axis=1)
+            out[mode] = rank_block(reference, truth)
         elif mode == "cold":  # candidates: the split's new items (none of them in any history)
-            columns = torch.tensor(run.cold, device=dev)  # a copy: the array is read-only
-            out[mode] = rank_block(scores.index_select(1, columns), truth)
+            columns = beside(scores, np.array(run.cold))  # a copy: the array is read-only
+            out[mode] = rank_block(scores[:, columns], truth)
         elif fused is not None:  # subtract the excluded items' counts: no gather of their scores
             x_greater, x_equal, n_excluded = fused.window if mode == "tutorial" else fused.history
             out[mode] = ranks_from_counts(
@@ -319,19 +330,19 @@ def _rank_modes(run: _Pass, scores: torch.Tensor, block: np.ndarray) -> dict[str
             )
         else:
             last = window if mode == "tutorial" else None
-            excluded = torch.from_numpy(history.rows(block, last=last)).to(dev)
+            excluded = beside(scores, history.rows(block, last=last))
             out[mode] = rank_block(
                 scores, truth, excluded=gather_padded(scores, excluded), counts=counts
             )
     return out
 
 
-def _top_lists(run: _Pass, scores: torch.Tensor, block: np.ndarray) -> dict[str, np.ndarray]:
+def _top_lists(run: _Pass, scores, block: np.ndarray) -> dict[str, np.ndarray]:
     """Each list mode's ``(B, max k)`` top-k lists of the block, when a list metric is asked for."""
     wanted = [mode for mode in run.modes if mode in reg.LIST_MODES]
     if not run.list_k or not wanted:
         return {}
-    values = scores.cpu().numpy()
+    values = host(scores)
     excluded = run.history.rows(block)
     out = {}
     for mode in wanted:

@@ -4,14 +4,19 @@ For each row ``b`` of a score block and each query score ``s = queries[b, j]`` t
 pass over the row, the entries strictly greater than ``s`` and those equal to ``s``, and for ``j == 0`` also
 the NaN entries (so the scorer's NaN check costs no pass of its own). NumPy needs one pass per comparison
 plus one per reduction, and the block does not stay in cache between them; the kernel reads each row once
-while it is in L1/L2. Rows are split across ``torch.get_num_threads()`` threads (the kernel releases the
-GIL), so the thread count follows the user's torch setting and no second threading runtime is started.
+while it is in L1/L2. Rows are split across :func:`visrec._threads.cpu_threads` threads (the kernel releases
+the GIL): torch's setting when torch is loaded, ``visrec --threads`` otherwise; no second threading runtime
+is started.
 
-First call: the compiled machine code is cached on disk (numba ``cache=True``: ``__pycache__`` next to
-this file, or ``NUMBA_CACHE_DIR``; where neither is writable, e.g. a read-only install, numba compiles in
-memory each process, silently). What remains of a first call is importing numba and loading that code
-(~0.5-1.5 s on a loaded 2-core VM). :func:`prefetch` does both in a background thread, started by the
-``evaluate`` command before it loads the run and scores, so the first evaluation finds the kernel ready.
+When it is loaded: importing numba and loading the compiled code costs ~0.6-0.8 s of a process (the code
+itself is cached on disk, numba ``cache=True``: ``__pycache__`` next to this file, or ``NUMBA_CACHE_DIR``;
+where neither is writable, e.g. a read-only install, numba compiles in memory each process, silently).
+NumPy counts ~1.7 ns per comparison here, the kernel ~0.5 ns, so the kernel only pays for itself over
+~5e8 comparisons. The engine announces each evaluation's comparisons (:func:`expect`); once a process's total
+reaches :data:`KERNEL_MIN_WORK` (at once for one large evaluation; after a few for a training run that
+validates every epoch: rent until the rent reaches the price) the kernel is loaded in a background
+thread, and every count after that uses it. Until then counts use NumPy. :func:`prefetch` and
+:func:`enabled` load it regardless.
 
 The counts are exact integers, identical to NumPy's (``tests/test_eval_kernels.py`` compares both on
 ties, NaN pads and infinities), so results never depend on which path ran. Without numba, or with
@@ -27,7 +32,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
+
+from visrec._threads import cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +44,29 @@ _state: dict[str, object] = {}
 _lock = threading.Lock()
 
 
+KERNEL_MIN_WORK = 1 << 29
+"""Comparisons (truth items x catalogue, summed over a process's evaluations) after which the kernel is
+loaded: ~0.65 s more of NumPy counting than of the kernel's, about what loading it costs."""
+
+
 def enabled() -> bool:
-    """Whether the numba kernel is used (numba importable and ``VISREC_NUMBA`` not ``0``)."""
+    """Whether the numba kernel is used (numba importable and ``VISREC_NUMBA`` not ``0``); loads it."""
     return _kernel() is not None
+
+
+def expect(work: int) -> None:
+    """Count ``work`` comparisons an evaluation is about to make; when the process's total reaches
+    :data:`KERNEL_MIN_WORK`, start loading the kernel (:func:`prefetch`)."""
+    with _lock:
+        total = int(_state.get("work", 0)) + int(work)
+        _state["work"] = total
+    if total >= KERNEL_MIN_WORK:
+        prefetch()
 
 
 def prefetch() -> threading.Thread | None:
     """Import numba and load (or compile) the kernel for float32 and float64 scores in a background
-    thread; idempotent. The first :func:`history_counts` call then waits only for what is left of it
-    (the kernel's lock serialises the two). ``None`` when disabled by ``VISREC_NUMBA=0``."""
+    thread; idempotent. Counts use NumPy until it is ready. ``None`` when disabled by ``VISREC_NUMBA=0``."""
     if os.environ.get("VISREC_NUMBA", "1") == "0":
         return None
     with _lock:
@@ -62,6 +82,7 @@ def prefetch() -> threading.Thread | None:
 
 def _warm() -> None:
     try:
+        _kernel()
         for dtype in (np.float32, np.float64):  # one tiny call per dtype loads its cached code
             row_counts(np.zeros((1, 1), dtype), np.zeros((1, 1), dtype))
     except Exception as exc:  # the first real call reports any problem itself
@@ -96,9 +117,10 @@ def history_counts(
     Row ``b``'s subset is ``reference[b, items[starts[b]:ends[b]]]`` (its history: distinct item
     indices), counted whole (``h_``) and over its last ``window`` entries (``w_``). The engine subtracts
     them from the row counts to rank among unconsumed items (full mode) or outside the last-10 window
-    (tutorial mode) without gathering the history's scores. ``None`` when the kernel is unavailable.
+    (tutorial mode) without gathering the history's scores. ``None`` when the kernel is unavailable or not
+    loaded (yet): see :func:`expect`.
     """
-    kernel = _kernel()
+    kernel = _state.get("kernel")  # never loads it here
     if kernel is None:
         return None
     reference = np.ascontiguousarray(reference)
@@ -108,7 +130,7 @@ def history_counts(
     counts = [np.empty(queries.shape, dtype=np.int64) for _ in range(6)]
     nan = np.zeros(n_rows, dtype=np.int64)
     out = (*counts[:2], nan, *counts[2:])
-    threads = min(torch.get_num_threads(), n_rows)
+    threads = min(cpu_threads(), n_rows)
     if threads <= 1 or reference.size < MIN_PARALLEL_ELEMENTS:
         kernel(reference, queries, items, starts, ends, window, *out)
         return out
@@ -135,7 +157,7 @@ def history_counts(
 def _pool(threads: int) -> ThreadPoolExecutor:
     with _lock:
         pool = _state.get("pool")
-        # a new pool when torch's thread count grew, or in a forked child (the parent's worker threads
+        # a new pool when the thread count grew, or in a forked child (the parent's worker threads
         # do not exist there, and the inherited pool would never run a task)
         if pool is None or _state["pool_size"] < threads or _state["pool_pid"] != os.getpid():
             pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="visrec-count")

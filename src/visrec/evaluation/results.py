@@ -6,22 +6,30 @@ the shards of several ranks with :meth:`EvalResult.concat` gives exactly the mea
 
 from __future__ import annotations
 
+import csv
 import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from visrec._io import atomic_open, read_json_object, write_json
+from visrec._lazy import LazyModule
 from visrec.errors import ConfigError, DataError
 from visrec.evaluation import registry
 
-_PANDAS = tuple(int(re.match(r"\d*", part).group() or 0) for part in pd.__version__.split(".")[:2])
-_EXACT_FLOATS = {} if _PANDAS >= (3, 1) else {"float_precision": "round_trip"}
-"""read_csv options that read our %.17g floats back exactly: before pandas 3.1 the default parser can be
-1 ulp off (seen with pandas 3.0.6); 3.1 parses exactly and deprecates the option."""
+pd = LazyModule(
+    "pandas"
+)  # an evaluation is computed and written without pandas; reading it uses it
+
+
+def _exact_floats() -> dict:
+    """read_csv options that read our %.17g floats back exactly: before pandas 3.1 the default parser can
+    be 1 ulp off (seen with pandas 3.0.6); 3.1 parses exactly and deprecates the option."""
+    version = tuple(int(re.match(r"\d*", p).group() or 0) for p in pd.__version__.split(".")[:2])
+    return {} if version >= (3, 1) else {"float_precision": "round_trip"}
+
 
 ID_COLUMNS = ("user_id", "user_idx", "profile_size", "n_targets", "n_candidates", "first_hit_rank")
 FORMAT = "visrec-eval/1"
@@ -46,29 +54,69 @@ def means_of(per_user: pd.DataFrame | dict[str, np.ndarray], keys: list[str]) ->
     return {k: (float(np.sum(v)) / n if n else math.nan) for k, v in columns.items()}
 
 
-@dataclass
 class EvalResult:
     """The outcome of :func:`visrec.evaluation.evaluate`.
 
     ``means`` maps metric keys to means over the evaluated users; ``per_user`` has one row per evaluated
     user (columns ``ID_COLUMNS`` then one per metric key); ``skipped`` lists the ids of users who had truth
     items but no negative candidate left (every other item consumed), so no metric is defined for them.
+
+    ``per_user`` may be given as a DataFrame or as its columns (a mapping of name -> 1-D array, users in
+    index order, as the engine makes them); the DataFrame is then built on first access, so computing and
+    writing an evaluation (:meth:`to_csv`, :meth:`to_json`) never imports pandas.
     """
 
-    mode: str
-    split: str
-    ks: tuple[int, ...]
-    means: dict[str, float]
-    per_user: pd.DataFrame
-    skipped: list[str] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
-    covered: dict[str, np.ndarray] = field(default_factory=dict)
-    """Catalogue metrics (coverage@k): key -> the item indices in any user's top-k list. Kept in memory
-    so shards can be merged (:meth:`concat`); not written to files (the means hold the coverage)."""
+    def __init__(
+        self,
+        mode: str,
+        split: str,
+        ks: tuple[int, ...],
+        means: dict[str, float],
+        per_user,
+        skipped: list[str] | None = None,
+        meta: dict | None = None,
+        covered: dict[str, np.ndarray] | None = None,
+    ):
+        self.mode = mode
+        self.split = split
+        self.ks = tuple(ks)
+        self.means = means
+        self.skipped = list(skipped or [])
+        self.meta = dict(meta or {})
+        # catalogue metrics (coverage@k): key -> the item indices in any user's top-k list; kept in memory
+        # so shards can be merged (concat), not written to files (the means hold the coverage)
+        self.covered = dict(covered or {})
+        if isinstance(per_user, Mapping):
+            self._columns, self._frame = {k: np.asarray(v) for k, v in per_user.items()}, None
+        else:
+            self._columns, self._frame = None, per_user
+
+    @property
+    def per_user(self) -> pd.DataFrame:
+        """The per-user table (a pandas DataFrame)."""
+        if self._frame is None:
+            self._frame = pd.DataFrame(self._columns, copy=False)
+        return self._frame
+
+    @per_user.setter
+    def per_user(self, table: pd.DataFrame) -> None:
+        self._columns, self._frame = None, table
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The per-user table as columns (name -> 1-D NumPy array), without pandas when it was computed
+        here."""
+        if self._columns is not None:
+            return self._columns
+        return {str(c): self._frame[c].to_numpy() for c in self._frame.columns}
+
+    def __repr__(self) -> str:
+        return f"EvalResult({self.summary()})"
 
     @property
     def n_users(self) -> int:
-        return len(self.per_user)
+        if self._columns is not None:
+            return len(next(iter(self._columns.values()), ()))
+        return len(self._frame)
 
     def __getitem__(self, key: str) -> float:
         return self.means[key]
@@ -90,7 +138,7 @@ class EvalResult:
             "meta": self.meta,
         }
         if per_user:
-            out["per_user"] = {c: self.per_user[c].tolist() for c in self.per_user.columns}
+            out["per_user"] = {c: v.tolist() for c, v in self.columns().items()}
         return out
 
     def to_json(self, path: str | Path, *, per_user: bool = True) -> Path:
@@ -101,7 +149,7 @@ class EvalResult:
     def to_csv(self, path: str | Path) -> Path:
         """Write the per-user table as CSV, atomically (metric columns carry the mode label if sampled)."""
         with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
-            self.per_user.to_csv(handle, index=False, float_format="%.17g")
+            write_csv(handle, self.columns())
         return Path(path)
 
     @classmethod
@@ -119,7 +167,7 @@ class EvalResult:
     @classmethod
     def _from_dict(cls, data: dict, per_user_csv: str | Path | None) -> EvalResult:
         if per_user_csv is not None:
-            table = pd.read_csv(per_user_csv, dtype={"user_id": str}, **_EXACT_FLOATS)
+            table = pd.read_csv(per_user_csv, dtype={"user_id": str}, **_exact_floats())
         elif "per_user" in data:
             table = pd.DataFrame(data["per_user"])
         else:
@@ -195,11 +243,26 @@ def _typed(table: pd.DataFrame) -> pd.DataFrame:
     return table.astype({c: t for c, t in types.items() if c in table.columns})
 
 
-def build_table(columns: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The per-user table sorted by user index."""
-    table = pd.DataFrame(columns, copy=False)
-    if np.all(
-        np.diff(np.asarray(columns["user_idx"])) > 0
-    ):  # the engine's own order: nothing to do
-        return table
-    return table.sort_values("user_idx", kind="stable").reset_index(drop=True)
+def build_table(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The per-user columns sorted by user index."""
+    user_idx = np.asarray(columns["user_idx"])
+    if np.all(np.diff(user_idx) > 0):  # the engine's own order: nothing to do
+        return columns
+    order = np.argsort(user_idx, kind="stable")
+    return {name: np.asarray(values)[order] for name, values in columns.items()}
+
+
+def write_csv(handle, columns: dict[str, np.ndarray]) -> None:
+    """The per-user table as CSV, byte for byte what pandas writes with ``to_csv(index=False,
+    float_format="%.17g")`` (floats as %.17g, NaN as an empty field, minimal quoting, ``\\n`` line ends),
+    so files written with or without pandas are the same."""
+    cells = []
+    for values in columns.values():
+        values = np.asarray(values)
+        if values.dtype.kind == "f":
+            cells.append(["" if v != v else f"{v:.17g}" for v in values.tolist()])
+        else:
+            cells.append(values.tolist())
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(list(columns))
+    writer.writerows(zip(*cells, strict=True))

@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from visrec.choices import EVAL_SPLITS
 from visrec.data import Dataset
 from visrec.errors import ConfigError
 from visrec.evaluation import metrics
 from visrec.evaluation import registry as reg
+
+if TYPE_CHECKING:
+    import torch
 
 MODES = reg.MODES
 COLD_MODES = ("cold", "mixed")
