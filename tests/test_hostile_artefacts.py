@@ -67,7 +67,17 @@ def weights_truncated(corpus, tmp):
     run = _copy(corpus, "bpr", tmp)
     data = (run / "model" / "weights.pt").read_bytes()
     (run / "model" / "weights.pt").write_bytes(data[: len(data) // 2])
-    return ["evaluate", str(run)], "model weights"
+    # `evaluate` of BPR scores from the exported factors, not the weights: recommend loads them
+    return ["recommend", str(run), "--user", _user(corpus)], "model weights"
+
+
+def factors_changed(corpus, tmp):
+    run = _copy(corpus, "bpr", tmp)
+    path = run / "model" / "factors-items.npy"
+    data = bytearray(path.read_bytes())
+    data[-4:] = b"\x7f\x7f\x7f\x7f"  # a changed value: still a valid array, no longer the saved one
+    path.write_bytes(bytes(data))
+    return ["evaluate", str(run)], "factors-items.npy: the file changed since the model was saved"
 
 
 def weights_with_code(corpus, tmp):
@@ -203,7 +213,7 @@ def store_features_garbage(corpus, tmp):
     return ["features", "info", str(tmp / "s")], "features.npy"
 
 
-CASES = [weights_garbage, weights_truncated, weights_with_code, weights_wrong_shapes,
+CASES = [weights_garbage, weights_truncated, factors_changed, weights_with_code, weights_wrong_shapes,
          model_json_garbage, model_json_fields, run_json_garbage, run_json_not_an_object,
          run_json_without_data, checkpoint_garbage, checkpoint_missing_keys, partial_done_garbage,
          partial_features_shape, partial_failed_log, legacy_not_rows, legacy_bad_vector,

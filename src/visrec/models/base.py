@@ -129,9 +129,14 @@ class Recommender:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore from :meth:`state_dict` (after ``users``/``items``/``info`` are set)."""
 
+    def _save_extra(self, directory: Path) -> dict:
+        """Extra files a model class writes into its folder being saved; entries for ``model.json``."""
+        return {}
+
     # --- persistence ----------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write ``model.json`` (name, config, vocabularies, info) and ``weights.pt`` atomically."""
+        """Write ``model.json`` (name, config, vocabularies, info) and ``weights.pt`` atomically (and a
+        dot-product model's factors, :mod:`visrec.models.factors`)."""
         self._check_fitted()
         directory = Path(directory)
         with atomic_dir(directory) as tmp:
@@ -142,6 +147,7 @@ class Recommender:
                 "info": self.info,
                 "users": self.users.ids.tolist(),
                 "items": self.items.ids.tolist(),
+                **self._save_extra(tmp),
             }
             (tmp / "model.json").write_text(json.dumps(meta), encoding="utf-8")
             state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}

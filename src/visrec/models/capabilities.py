@@ -34,6 +34,7 @@ import torch
 from visrec.data.dataset import Dataset
 from visrec.distributed import DistContext
 from visrec.errors import ConfigError
+from visrec.models.factors import DotScorer, write_factors
 
 FeatureKind = Literal["pooled", "spatial", "pixels"]
 
@@ -137,11 +138,35 @@ def scores_new_items(model) -> bool:
 
 
 class DotProduct(ABC):
-    """``score() == users @ items.T`` for the factors returned: servable through an ANN index."""
+    """``score() == users @ items.T`` for the factors returned: servable through an ANN index.
+
+    A model that scores from per-user parameters (not :attr:`profile_based`) also saves those factors
+    beside its weights and, on the CPU, is evaluated from them (:mod:`visrec.models.factors`): the same
+    :class:`~visrec.models.factors.DotScorer` whether the run is evaluated from its files without torch or
+    from the loaded model."""
 
     @abstractmethod
     def dot_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(user vectors (n_users, d), item vectors (n_items, d)), on the CPU."""
+
+    def _per_user_factors(self) -> bool:
+        return not getattr(self, "profile_based", False)
+
+    def _save_extra(self, directory: Path) -> dict:
+        extra = super()._save_extra(directory)
+        if self._per_user_factors():
+            users, items = self.dot_factors()
+            extra["factors"] = write_factors(directory, users.numpy(), items.numpy())
+        return extra
+
+    def scorer(self, dataset: Dataset, split: str):
+        """On the CPU, a :class:`~visrec.models.factors.DotScorer` over :meth:`dot_factors` (what the
+        saved factors hold); on an accelerator the model's own scorer."""
+        device = getattr(self, "device", None)
+        if not self._per_user_factors() or (device is not None and device.type != "cpu"):
+            return super().scorer(dataset, split)
+        dataset.targets(split)  # checks the name
+        return DotScorer(*(t.numpy() for t in self.dot_factors()))
 
 
 class DotProductProfiles(DotProduct):

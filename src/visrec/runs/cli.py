@@ -263,10 +263,8 @@ def evaluate_cmd(
 ):
     """Evaluate the run in RUN_DIR; write RUN_DIR/eval/<split>-<mode>.json (means) and .csv (per user)."""
     from visrec.distributed import torchrun
-    from visrec.evaluation import kernels
     from visrec.runs.evaluate import eval_paths, evaluate_run_modes
 
-    kernels.prefetch()  # numba's import and the kernel's load overlap loading the run and scoring
     options = {}
     if metric_names:
         options["metrics"] = metric_names

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from visrec._io import read_json_object
 from visrec.data.cache import build_dataset
@@ -23,7 +24,9 @@ from visrec.data.dataset import Dataset
 from visrec.data.loaders import open_images
 from visrec.data.split import SplitSpec
 from visrec.errors import DataError, VisrecError
-from visrec.models import Recommender
+
+if TYPE_CHECKING:
+    from visrec.models import Recommender
 
 RUN_FILE = "run.json"
 _RERUN = "train it again (visrec train ... --force)"
@@ -90,17 +93,24 @@ class Run:
     @property
     def dataset(self) -> Dataset:
         if self._dataset is None:
-            self._dataset = self.data.build()
-            if list(self._dataset.items.ids) != list(self.model.items.ids):
-                raise DataError(
-                    "the data changed since this run was trained (item vocabulary differs)",
-                    path=self.data.path,
-                )
+            self._dataset = built_for(self.data, self.model.items.ids)
         return self._dataset
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """Open a finished run directory; clear errors for a missing or unfinished one."""
+def built_for(data: DataSpec, item_ids) -> Dataset:
+    """The run's Dataset, checked against the item vocabulary the model was trained with."""
+    dataset = data.build()
+    if list(dataset.items.ids) != list(item_ids):
+        raise DataError(
+            "the data changed since this run was trained (item vocabulary differs)",
+            path=data.path,
+        )
+    return dataset
+
+
+def read_run(run_dir: str | Path) -> tuple[dict, DataSpec]:
+    """``run.json`` of a finished run and its data spec; clear errors for a missing or unfinished one
+    (what :func:`load_run` checks before it loads the model)."""
     run_dir = Path(run_dir)
     if not (run_dir / RUN_FILE).is_file():
         raise DataError("not a visrec run directory (no run.json)", path=run_dir)
@@ -110,11 +120,19 @@ def load_run(run_dir: str | Path) -> Run:
             f"{run_dir}: the run has not finished (status {meta.get('status')!r}); "
             "continue it with `visrec train ... --resume`"
         )
-    model = Recommender.load(run_dir / "model")
     try:
         data = DataSpec(**meta["data"])
     except (KeyError, TypeError) as exc:
         raise DataError(
             f"damaged run metadata (data: {exc}); {_RERUN}", path=run_dir / RUN_FILE
         ) from None
-    return Run(run_dir, meta, model, data)
+    return meta, data
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Open a finished run directory; clear errors for a missing or unfinished one."""
+    from visrec.models import Recommender  # torch: only where a model is loaded (see read_run)
+
+    meta, data = read_run(run_dir)
+    model = Recommender.load(Path(run_dir) / "model")
+    return Run(Path(run_dir), meta, model, data)

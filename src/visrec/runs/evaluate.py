@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from visrec.distributed import DistContext
 from visrec.errors import ConfigError, VisrecError
-from visrec.evaluation.distributed import evaluate_sharded_modes
 from visrec.evaluation.engine import COLD_MODES, MODES, SPLITS, evaluate_modes, mode_tuple
 from visrec.evaluation.results import EvalResult
 from visrec.features.store import FeatureStore
-from visrec.models.capabilities import NewItemsUnsupported, scores_new_items
-from visrec.runs.directory import Run, load_run
+from visrec.models.factors import load_factors, saved_meta
+from visrec.runs.directory import Run, built_for, load_run, read_run
+
+if TYPE_CHECKING:
+    from visrec.distributed import DistContext
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,8 @@ def check_scores_new_items(run: Run, modes) -> None:
     """Refuse the cold-item modes for a model that cannot score new items (BPR, Pop, Random): its
     number there would be meaningless (constant scores give AUC 0.5 by the tie rule), so it is reported
     as unable, never with a number."""
+    from visrec.models.capabilities import NewItemsUnsupported, scores_new_items  # with the model
+
     cold = [mode for mode in modes if mode in COLD_MODES]
     # on a warm split the engine's own error (cold modes need a cold-item split) comes first
     if cold and run.dataset.split.is_cold and not scores_new_items(run.model):
@@ -145,18 +149,40 @@ def check_scores_new_items(run: Run, modes) -> None:
         )
 
 
-def _compute(run_dir, split, modes, n_negatives, run, dist, paths, kwargs) -> dict[str, EvalResult]:
+def scoring_inputs(run_dir, split: str, modes, run: Run | None, device=None):
+    """``(run metadata, dataset, scorer)`` for evaluating ``run_dir`` (or the loaded ``run``).
+
+    A run whose model saved its dot-product factors (BPR-MF, VBPR, DVBPR; :mod:`visrec.models.factors`)
+    is scored from them on the CPU without loading the model, so the process never imports torch; the
+    scorer is the one the loaded model would use there, so the numbers are the same. The cold-item modes
+    (which check that the model can score new items) and accelerators load the model.
+    """
+    accelerator = device is not None and not str(device).startswith("cpu")
+    if run is None and not accelerator and not set(modes) & set(COLD_MODES):
+        meta, data = read_run(run_dir)
+        model_dir = Path(run_dir) / "model"
+        model_meta = saved_meta(model_dir)
+        scorer = load_factors(model_dir, model_meta)
+        if scorer is not None:
+            dataset = built_for(data, model_meta.get("items", []))
+            return meta, dataset, scorer
     if run is None:
         run = load_run(run_dir)
     check_scores_new_items(run, modes)
-    if isinstance(kwargs.get("item_features"), str | Path):  # a feature store, for diversity@k
-        kwargs = kwargs | {"item_features": item_feature_rows(kwargs["item_features"], run.dataset)}
     # profile-based models score each user from the split's history (Dataset.history)
-    scorer = run.model.scorer(run.dataset, split)
+    return run.meta, run.dataset, run.model.scorer(run.dataset, split)
+
+
+def _compute(run_dir, split, modes, n_negatives, run, dist, paths, kwargs) -> dict[str, EvalResult]:
+    meta, dataset, scorer = scoring_inputs(run_dir, split, modes, run, kwargs.get("device"))
+    if isinstance(kwargs.get("item_features"), str | Path):  # a feature store, for diversity@k
+        kwargs = kwargs | {"item_features": item_feature_rows(kwargs["item_features"], dataset)}
     if dist is not None and dist.active:  # under torchrun: user shards, merged on every rank
+        from visrec.evaluation.distributed import evaluate_sharded_modes  # torch.distributed
+
         results = evaluate_sharded_modes(
             scorer,
-            run.dataset,
+            dataset,
             split,
             dist,
             modes=modes,
@@ -166,7 +192,7 @@ def _compute(run_dir, split, modes, n_negatives, run, dist, paths, kwargs) -> di
     else:
         results = evaluate_modes(
             scorer,
-            run.dataset,
+            dataset,
             split=split,
             modes=modes,
             n_negatives=n_negatives,
@@ -174,9 +200,9 @@ def _compute(run_dir, split, modes, n_negatives, run, dist, paths, kwargs) -> di
         )
     for mode, result in results.items():
         result.meta |= {
-            "model": run.meta.get("model"),
+            "model": meta.get("model"),
             "run": str(Path(run_dir).resolve()),
-            "config": run.meta.get("config"),
+            "config": meta.get("config"),
         }
         if dist is None or dist.is_main:  # rank 0 writes
             json_path, csv_path = paths[mode]
