@@ -100,9 +100,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     import visrec  # noqa: F401  before torch, as in the visrec command (its start-up settings)
-    import torch
 
-    torch.set_num_threads(1)
+    if args.stage != "evaluate":  # evaluate: only what the command itself imports
+        import torch
+
+        torch.set_num_threads(1)
     work = args.work.resolve()
     n = args.triplets or json.loads((work / "prepared.json").read_text())["n_train"]
     os.environ.setdefault("VISREC_CACHE_DIR", str(work / "visrec-cache"))  # the ONNX graph
