@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -243,6 +244,29 @@ def test_the_kernel_loads_once_the_process_has_counted_enough(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "False", "1", "1", "True"]
+
+
+@needs_numba
+@pytest.mark.parametrize("threshold", ["1", "kernels.KERNEL_MIN_WORK"])
+def test_an_evaluation_loads_the_kernel_only_when_it_is_large_enough(threshold):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from visrec.evaluation import evaluate, kernels, matrix_scorer\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from eval_support import random_dataset\n"
+        f"kernels.KERNEL_MIN_WORK = {threshold}\n"
+        "ds = random_dataset(n_users=30, n_items=40, seed=1)\n"
+        "table = np.random.default_rng(0).standard_normal((ds.n_users, ds.n_items))\n"
+        "r = evaluate(matrix_scorer(table), ds, split='test', mode='tutorial')\n"
+        "print(kernels.ready(), 'numba' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    loaded = "True" if threshold == "1" else "False"
+    assert out.stdout.split() == [loaded, loaded, "False"]  # and a NumPy scorer needs no torch
 
 
 def test_prefetch_is_off_when_numba_is_disabled(monkeypatch):

@@ -14,9 +14,9 @@ where neither is writable, e.g. a read-only install, numba compiles in memory ea
 NumPy counts ~1.7 ns per comparison here, the kernel ~0.5 ns, so the kernel only pays for itself over
 ~5e8 comparisons. The engine announces each evaluation's comparisons (:func:`expect`); once a process's total
 reaches :data:`KERNEL_MIN_WORK` (at once for one large evaluation; after a few for a training run that
-validates every epoch: rent until the rent reaches the price) the kernel is loaded in a background
-thread, and every count after that uses it. Until then counts use NumPy. :func:`prefetch` and
-:func:`enabled` load it regardless.
+validates every epoch: rent until the rent reaches the price) the kernel is loaded, and every count after
+that uses it. Until then counts use NumPy. :func:`prefetch` (in a background thread; counts use NumPy
+until it is ready) and :func:`enabled` load it regardless.
 
 The counts are exact integers, identical to NumPy's (``tests/test_eval_kernels.py`` compares both on
 ties, NaN pads and infinities), so results never depend on which path ran. Without numba, or with
@@ -54,14 +54,20 @@ def enabled() -> bool:
     return _kernel() is not None
 
 
+def ready() -> bool:
+    """Whether the kernel is loaded and counts use it now (never loads it)."""
+    return _state.get("kernel") is not None
+
+
 def expect(work: int) -> None:
     """Count ``work`` comparisons an evaluation is about to make; when the process's total reaches
-    :data:`KERNEL_MIN_WORK`, start loading the kernel (:func:`prefetch`)."""
+    :data:`KERNEL_MIN_WORK`, load the kernel now (in this thread: numba's import and loading hold the GIL,
+    so a background load would mostly slow the counting it overlaps)."""
     with _lock:
         total = int(_state.get("work", 0)) + int(work)
         _state["work"] = total
     if total >= KERNEL_MIN_WORK:
-        prefetch()
+        _kernel()
 
 
 def prefetch() -> threading.Thread | None:
