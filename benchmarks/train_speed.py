@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 from train_speed_dvbpr import section_dvbpr  # benchmarks/ is on sys.path
-from train_speed_steps import section_compile, section_steps
+from train_speed_steps import section_compile, section_differences, section_steps
 
 from visrec.data import Dataset, SplitSpec
 from visrec.data.interactions import Interactions
@@ -455,6 +455,7 @@ SECTIONS: dict[str, Callable[[Bench], None]] = {
     "dvbpr": section_dvbpr,
     "steps": section_steps,
     "compile": section_compile,
+    "differences": section_differences,
 }
 
 

@@ -8,7 +8,8 @@ the report gives the median of each and their ratio. ``--profile`` prints torch.
 first batch size's step for both optimisers (self CPU time by operator).
 
 Run: ``python benchmarks/train_speed.py --only steps [--step-batches 100,256,1024] [--profile]``;
-``--only compile`` times ``torch.compile`` of the same step against eager (section g).
+``--only compile`` times ``torch.compile`` of the same step against eager (section g), ``--only
+differences`` VBPR's step from the pair differences against both scores (section h).
 """
 
 from __future__ import annotations
@@ -102,6 +103,33 @@ def section_steps(bench) -> None:
         for optimizer in OPTIMIZERS:
             trainer = _trainer(bench, batch, optimizer)
             _profile(trainer, _batches(trainer, bench, batch, 60), f"batch {batch}, {optimizer}")
+
+
+def section_differences(bench) -> None:
+    """(h) VBPR's BPR step from the pair differences (one projection E (f_i - f_j) per triplet, the
+    default) against both scores (E f_i and E f_j), dense Adam, A/B alternating per batch size."""
+    from visrec.models.vbpr import VBPRModule
+
+    print(f"(h) VBPR steps, differences vs scores, {torch.get_num_threads()} torch threads")
+    modes = ("scores", "differences")
+
+    def prepare(batch, mode, steps):
+        VBPRModule.scores_differences = mode == "differences"
+        trainer = _trainer(bench, batch, "adam")
+        return trainer, _batches(trainer, bench, batch, steps)
+
+    try:
+        for batch in bench.args.step_batches:
+            rates, steps = _ab_rates(bench, batch, modes, prepare)
+            before, after = (statistics.median(rates[m]) for m in modes)
+            spread = ", ".join(f"{m} " + "/".join(f"{r:,.0f}" for r in rates[m]) for m in modes)
+            print(
+                f"batch {batch:>5,}: scores {before:>9,.0f} triplets/s  differences {after:>9,.0f} "
+                f"triplets/s  ratio {after / before:.2f}x  ({steps} steps; runs: {spread})",
+                flush=True,
+            )
+    finally:
+        VBPRModule.scores_differences = True
 
 
 def section_compile(bench) -> None:

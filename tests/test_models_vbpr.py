@@ -185,6 +185,52 @@ def test_gradients_match_per_triplet_projection(n_triplets, slots_up_to, dense_r
         torch.testing.assert_close(fast[name], p.grad, msg=name)
 
 
+@pytest.mark.parametrize("negatives", [1, 2])
+@pytest.mark.parametrize("up_to", [INF, 0.0], ids=["differences", "scores-then-subtract"])
+def test_differences_equal_the_scores_difference_with_their_gradients(negatives, up_to):
+    # BPR's x_ui - x_uj from one projection E (f_i - f_j) per pair: the same value, penalty and gradients
+    # as both scores (float64: equal to rounding); past differences_up_to the scores are subtracted
+    m = random_module().double()
+    m.lambdas = (0.1, 0.2, 0.3)
+    m.differences_up_to = up_to
+    batch = triplets(7, negatives=negatives, seed=negatives)
+    calls = []
+    original = m._differences
+    m._differences = lambda *a: calls.append(1) or original(*a)
+    x, penalty = m(batch, with_penalty=True, differences=True)
+    assert len(calls) == (1 if up_to == INF else 0) and x.shape == (7, negatives)
+    (-torch.nn.functional.logsigmoid(x).sum() + penalty).backward()
+    fast = {name: p.grad.clone() for name, p in m.named_parameters()}
+    m.zero_grad()
+    pos, neg, penalty_2 = m(batch, with_penalty=True)
+    want = pos[:, None] - neg
+    torch.testing.assert_close(x, want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(penalty, penalty_2, rtol=0, atol=1e-12)
+    (-torch.nn.functional.logsigmoid(want).sum() + penalty_2).backward()
+    for name, p in m.named_parameters():
+        torch.testing.assert_close(fast[name], p.grad, rtol=0, atol=1e-12, msg=name)
+    with pytest.raises(ValueError, match="with_penalty"):
+        m(batch, differences=True)
+
+
+@pytest.mark.parametrize("loss", ["bpr", "bce"])
+def test_the_trainer_scores_differences_for_bpr_only(demo_dir, demo_dataset, loss, monkeypatch):
+    from visrec.features import FeatureStore
+
+    ids = demo_dataset.items.ids
+    feats = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
+    calls = []
+    original = VBPRModule._differences
+    monkeypatch.setattr(
+        VBPRModule, "_differences", lambda self, *a: calls.append(1) or original(self, *a)
+    )
+    path = demo_dir.parent / f"feats-{loss}"
+    FeatureStore.write(path, ids, feats, {"layer": "pooled"})
+    model = create("vbpr", {**SMALL, "epochs": 1, "loss": loss, "batch_size": 16})  # 16 <= 90 / 2
+    fit_model(model, demo_dataset, FeatureStore.open(path))
+    assert (len(calls) > 0) == (loss == "bpr")
+
+
 def test_invalid_config():
     with pytest.raises(ConfigError, match="visual_factors"):
         create("vbpr", {"visual_factors": "0"})

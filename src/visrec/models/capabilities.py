@@ -207,6 +207,11 @@ class Regularised(ABC):
     computed from the rows the scores gathered (the Trainer then looks each table up once per step: under
     dense Adam every lookup costs a zero-filled gradient the size of its table)."""
 
+    scores_differences: ClassVar[bool] = False
+    """True when ``forward(batch, with_penalty=True, differences=True)`` returns ``(x_ui - x_uj (B, K),
+    penalty(batch))``: for a loss of the differences alone (BPR) a model can compute them with less work
+    than both scores (VBPR: one projection E (f_i - f_j) instead of E f_i and E f_j)."""
+
     @abstractmethod
     def penalty(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The batch's mean per-triplet regularisation term (a scalar tensor)."""

@@ -115,7 +115,12 @@ class VBPRModule(Regularised, nn.Module):
     """Up to this many item slots per batch (triplets x (1 + negatives)), project each slot's features as
     it is instead of sorting out the distinct items: at batch 100 ~97% of the slots are distinct (the peer
     harness's data), so ``torch.unique`` and the gathers it needs cost more than the few rows it saves."""
+    differences_up_to: float = 0.5
+    """For BPR, project each (triplet, negative) pair's feature difference while the batch has at most
+    this many pairs per item (a batch of B triplets has ~n_items (1 - exp(-2B / n_items)) distinct items to
+    project otherwise: more rows than B until B nears the catalogue's size)."""
     penalty_in_forward = True
+    scores_differences = True
 
     def __init__(
         self,
@@ -153,21 +158,41 @@ class VBPRModule(Regularised, nn.Module):
         if items is not None:
             feats = gather_rows(self.features, items)
             return feats @ self.E.T, feats @ self.beta_visual
+        return self._project(self.features)
+
+    def _project(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(E x, beta'.x) of feature rows x as one product with [E; beta'] padded with zero rows to a
+        multiple of 8."""
         rows = self.E.shape[0]
         pad = self.E.new_zeros(-(rows + 1) % 8, self.E.shape[1])
-        both = self.features @ torch.cat([self.E, self.beta_visual[None, :], pad]).T
+        both = features @ torch.cat([self.E, self.beta_visual[None, :], pad]).T
         return both[:, :rows], both[:, rows]
 
     def forward(
-        self, batch: dict[str, torch.Tensor], with_penalty: bool = False
+        self, batch: dict[str, torch.Tensor], with_penalty: bool = False, differences: bool = False
     ) -> tuple[torch.Tensor, ...]:
         """(x_ui (B,), x_uj (B, negatives)): true scores of each positive and negative; with
         ``with_penalty``, also :meth:`penalty` of the batch, computed from the rows gathered for the
-        scores (one lookup per table and step: under dense Adam each lookup costs a full-size gradient)."""
+        scores (one lookup per table and step: under dense Adam each lookup costs a full-size gradient).
+
+        With ``differences``: ``(x_ui - x_uj (B, negatives), penalty)`` (``with_penalty`` required). For
+        small batches, whose item slots are projected one by one, the difference is computed as VBPR's
+        eq. 1 written for a pair, ``[gamma_u, theta_u, 1] . [gamma_i - gamma_j, E (f_i - f_j), beta_i -
+        beta_j + beta'.(f_i - f_j)]``: one projection per negative instead of one per slot, half the
+        arithmetic of the step's two largest products at one negative (the same maths, rounded
+        differently: tests compare it with the scores' difference)."""
         users = batch["users"]
         items = torch.cat(
             [batch["pos"].reshape(-1, 1), batch["neg"].reshape(len(users), -1)], dim=1
         )
+        if differences:
+            if not with_penalty:
+                raise ValueError("differences=True returns the penalty too: pass with_penalty=True")
+            pairs = items.shape[0] * (items.shape[1] - 1)
+            if pairs <= self.differences_up_to * self.features.shape[0]:
+                return self._differences(users, items)
+            pos, neg, penalty = self.forward(batch, with_penalty=True)
+            return pos[:, None] - neg, penalty
         table, where, item_reg = self._item_table(items, with_penalty)
         if where is None:  # one table row per item slot, in order: no gather
             rows = self._user_rows(users, table)
@@ -178,6 +203,34 @@ class VBPRModule(Regularised, nn.Module):
         if not with_penalty:
             return x[:, 0], x[:, 1:]
         return x[:, 0], x[:, 1:], self._penalty(rows, user_where, item_reg, where, items.shape)
+
+    def _differences(
+        self, users: torch.Tensor, items: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_ui - x_uj (B, K), penalty)`` of a small batch (``items`` (B, 1 + K): positive first),
+        each table looked up once."""
+        n, slots = items.shape
+        flat = items.reshape(-1)
+        feats = gather_rows(self.features, flat).view(n, slots, -1)
+        proj, vbias = self._project((feats[:, :1] - feats[:, 1:]).reshape(n * (slots - 1), -1))
+        gamma_i, beta_i = (
+            self.gamma_item(flat).view(n, slots, -1),
+            self.beta_item[flat].view(n, slots),
+        )
+        lam_theta, lam_beta, _ = self.lambdas
+        item_reg = lam_theta * sq(gamma_i) + lam_beta * beta_i.pow(2)
+        # item side per (triplet, negative): [gamma_i - gamma_j, E (f_i - f_j), beta_i - beta_j + ...]
+        item = torch.cat(
+            [
+                gamma_i[:, :1] - gamma_i[:, 1:],
+                proj.view(n, slots - 1, -1),
+                (beta_i[:, :1] - beta_i[:, 1:] + vbias.view(n, slots - 1))[..., None],
+            ],
+            dim=2,
+        )
+        rows = self._user_rows(users, item)
+        x = (item * rows[:, None, :]).sum(-1)
+        return x, self._penalty(rows, None, item_reg, None, items.shape)
 
     def _item_table(self, items: torch.Tensor, with_penalty: bool = False) -> tuple:
         """Rows [gamma_i, E f_i, beta_i + beta'.f_i], where each item slot's row is (None: row k is

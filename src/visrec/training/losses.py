@@ -11,7 +11,12 @@ import torch.nn.functional as F
 
 def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     """BPR (Rendle et al., UAI 2009, eq. 4 without the prior): mean of -ln sigma(x_ui - x_uj)."""
-    return -F.logsigmoid(pos[:, None] - neg).mean()
+    return bpr_loss_of_differences(pos[:, None] - neg)
+
+
+def bpr_loss_of_differences(differences: torch.Tensor) -> torch.Tensor:
+    """:func:`bpr_loss` from the differences x_ui - x_uj (B, K) a model computed directly."""
+    return -F.logsigmoid(differences).mean()
 
 
 def bce_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -45,4 +50,4 @@ def harmonic(r: int) -> float:
     return sum(1.0 / j for j in range(1, r + 1)) if r > 0 else 0.0
 
 
-__all__ = ["bce_loss", "bpr_loss", "harmonic", "warp_loss"]
+__all__ = ["bce_loss", "bpr_loss", "bpr_loss_of_differences", "harmonic", "warp_loss"]

@@ -37,7 +37,7 @@ from visrec.errors import ConfigError, DataError, VisrecError
 from visrec.evaluation import validation_score
 from visrec.models.base import Recommender
 from visrec.models.capabilities import Regularised, TrainOptions, TrainsByGradient
-from visrec.training.losses import bce_loss, bpr_loss, warp_loss
+from visrec.training.losses import bce_loss, bpr_loss, bpr_loss_of_differences, warp_loss
 from visrec.training.optim import Adam, LazyAdam, use_sparse_gradients
 from visrec.training.resume import check_resume_config
 
@@ -137,6 +137,9 @@ class Trainer:
         module = self.model.module
         if not isinstance(module, Regularised):
             return self._loss(*self.net(batch))
+        if module.scores_differences and self.cfg.loss == "bpr":  # BPR needs x_ui - x_uj only
+            differences, penalty = self.net(batch, with_penalty=True, differences=True)
+            return bpr_loss_of_differences(differences.float()) + penalty
         if module.penalty_in_forward:
             # one lookup per table (through DDP's forward when distributed)
             pos, neg, penalty = self.net(batch, with_penalty=True)
