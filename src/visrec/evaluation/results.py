@@ -19,9 +19,8 @@ from visrec._lazy import LazyModule
 from visrec.errors import ConfigError, DataError
 from visrec.evaluation import registry
 
-pd = LazyModule(
-    "pandas"
-)  # an evaluation is computed and written without pandas; reading it uses it
+# an evaluation is computed and written without pandas; reading one back uses it
+pd = LazyModule("pandas")
 
 
 def _exact_floats() -> dict:
