@@ -11,7 +11,7 @@ import torch
 
 from eval_support import random_dataset, reference_full, reference_tutorial
 from visrec.errors import ConfigError, VisrecError
-from visrec.evaluation import EvalResult, evaluate, ranking, validation_score
+from visrec.evaluation import EvalResult, evaluate, evaluate_modes, ranking, validation_score
 from visrec.evaluation.candidates import build_history, sample_negatives, user_rng
 
 KS = (1, 5, 20)
@@ -204,6 +204,32 @@ def test_integer_scores_are_accepted(ds):
     counts = torch.from_numpy(ds.item_popularity().astype(np.int64))
     res = evaluate(lambda u: counts.expand(len(u), -1), ds, split="test")
     assert 0 <= res["AUC"] <= 1
+
+
+@pytest.mark.parametrize("truth_size", ["small", "large"])
+def test_the_accelerator_code_path_gives_the_cpu_numbers(ds, monkeypatch, truth_size):
+    # the torch operations used for tensors on an accelerator, run here on CPU tensors (so they are
+    # tested without a GPU): the same integers, so the same per-user table as the NumPy path
+    from visrec.evaluation import engine, scoring
+
+    table = tied(ds, seed=12)
+    if truth_size == "large":  # sorting + binary search instead of comparisons
+        monkeypatch.setattr(ranking, "COMPARE_MAX_TRUTH", 0)
+    modes = ("full", "sampled", "tutorial")
+    numpy = evaluate_modes(table_scorer(table), ds, split="test", modes=modes, block_size=7)
+    on_torch = lambda a: isinstance(a, torch.Tensor)  # noqa: E731
+    for module in (ranking, engine):
+        monkeypatch.setattr(module, "on_device", on_torch)
+    monkeypatch.setattr(scoring, "_accelerator", lambda device: True)
+    name = "_counts_by_sorting_torch" if truth_size == "large" else "_counts_by_comparison_torch"
+    calls, original = [], getattr(ranking, name)
+    monkeypatch.setattr(ranking, name, lambda *a: calls.append(1) or original(*a))
+    forced = evaluate_modes(
+        table_scorer(table), ds, split="test", modes=modes, block_size=7, device="cpu"
+    )
+    assert calls  # the torch operations ran
+    for mode in modes:
+        pd.testing.assert_frame_equal(numpy[mode].per_user, forced[mode].per_user, check_exact=True)
 
 
 @pytest.mark.gpu
