@@ -188,13 +188,21 @@ def test_adam_is_torchs_adam_bit_for_bit(kernel):
         torch.optim.Adam(theirs.parameters(), lr=0.05, weight_decay=0.01, **kernel),
     ]
     x = torch.randn(16, 5)
-    for _ in range(4):
+    direct = []
+    original = opts[0]._fused_step
+    opts[0]._fused_step = lambda: direct.append(original()) or direct[-1]
+    for step in range(4):
+        if step == 2:  # a scheduler's new rate is read at each step
+            for opt in opts:
+                opt.param_groups[0]["lr"] = 0.02
         for net, opt in zip((ours, theirs), opts, strict=True):
             opt.zero_grad(set_to_none=True)
             net(x).pow(2).sum().backward()
             opt.step()
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
         assert torch.equal(a, b)
+    # the fused kernel is called directly once the state exists; the others take torch's own step
+    assert direct == ([False, True, True, True] if kernel.get("fused") else [False] * 4)
     state = opts[0].state_dict()
     assert state["state"].keys() == opts[1].state_dict()["state"].keys()
     again = Adam(nn.Linear(5, 3).parameters(), lr=0.05)
