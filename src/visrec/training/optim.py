@@ -77,9 +77,12 @@ class Adam(torch.optim.Adam):
         same numbers (``tests/test_optim.py`` compares with torch's Adam bit for bit). False, and nothing
         done, wherever torch's own step has more to do: a first step (state to create), a group that is
         not fused or uses amsgrad, capturable, differentiable, decoupled weight decay or a tensor lr,
-        sparse or complex gradients, or tensors of several devices or dtypes in a group."""
+        sparse or complex gradients, tensors of several devices or dtypes in a group, or a GradScaler's
+        ``grad_scale`` / ``found_inf`` set on the optimiser."""
         fused_adam = getattr(torch, "_fused_adam_", None)
-        if fused_adam is None:
+        if fused_adam is None or getattr(self, "grad_scale", None) is not None:
+            return False  # no kernel, or a GradScaler's unscaling to pass on: torch's step
+        if getattr(self, "found_inf", None) is not None:
             return False
         calls = []
         for group in self.param_groups:
