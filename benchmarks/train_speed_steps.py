@@ -81,6 +81,19 @@ def _ab_rates(bench, batch: int, modes: tuple[str, str], prepare) -> tuple[dict,
     return rates, steps
 
 
+def _ab_table(bench, modes: tuple[str, str], prepare) -> None:
+    """One line per ``--step-batches`` size: each mode's median triplets/s and second / first."""
+    for batch in bench.args.step_batches:
+        rates, steps = _ab_rates(bench, batch, modes, prepare)
+        first, second = (statistics.median(rates[m]) for m in modes)
+        spread = ", ".join(f"{m} " + "/".join(f"{r:,.0f}" for r in rates[m]) for m in modes)
+        print(
+            f"batch {batch:>5,}: {modes[0]} {first:>9,.0f} triplets/s  {modes[1]} {second:>9,.0f} "
+            f"triplets/s  ratio {second / first:.2f}x  ({steps} steps; runs: {spread})",
+            flush=True,
+        )
+
+
 def section_steps(bench) -> None:
     args = bench.args
     print(f"(f) VBPR steps, latent 200 / visual 100, {torch.get_num_threads()} torch threads")
@@ -89,15 +102,7 @@ def section_steps(bench) -> None:
         trainer = _trainer(bench, batch, optimizer)
         return trainer, _batches(trainer, bench, batch, steps)
 
-    for batch in args.step_batches:
-        rates, steps = _ab_rates(bench, batch, OPTIMIZERS, prepare)
-        adam, sparse = (statistics.median(rates[o]) for o in OPTIMIZERS)
-        spread = ", ".join(f"{o} " + "/".join(f"{r:,.0f}" for r in rates[o]) for o in OPTIMIZERS)
-        print(
-            f"batch {batch:>5,}: adam {adam:>9,.0f} triplets/s  sparse_adam {sparse:>9,.0f} "
-            f"triplets/s  ratio {sparse / adam:.2f}x  ({steps} steps; runs: {spread})",
-            flush=True,
-        )
+    _ab_table(bench, OPTIMIZERS, prepare)
     if args.profile:
         batch = args.step_batches[0]
         for optimizer in OPTIMIZERS:
@@ -119,15 +124,7 @@ def section_differences(bench) -> None:
         return trainer, _batches(trainer, bench, batch, steps)
 
     try:
-        for batch in bench.args.step_batches:
-            rates, steps = _ab_rates(bench, batch, modes, prepare)
-            before, after = (statistics.median(rates[m]) for m in modes)
-            spread = ", ".join(f"{m} " + "/".join(f"{r:,.0f}" for r in rates[m]) for m in modes)
-            print(
-                f"batch {batch:>5,}: scores {before:>9,.0f} triplets/s  differences {after:>9,.0f} "
-                f"triplets/s  ratio {after / before:.2f}x  ({steps} steps; runs: {spread})",
-                flush=True,
-            )
+        _ab_table(bench, modes, prepare)
     finally:
         VBPRModule.scores_differences = True
 

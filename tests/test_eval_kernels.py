@@ -223,13 +223,20 @@ def test_prefetch_loads_the_kernel_in_the_background_once():
     np.testing.assert_array_equal(equal[known], want_equal[known])
 
 
+def _fresh_interpreter(code: str) -> list[str]:
+    """What ``code`` prints in a new Python process (which has imported nothing yet), split in words."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
 @needs_numba
 def test_the_kernel_loads_once_the_process_has_counted_enough(tmp_path):
     """Small evaluations count with NumPy (importing numba would cost more than it saves); the kernel is
     loaded once the process's announced comparisons reach KERNEL_MIN_WORK, and used from then on."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, numpy as np\n"
         "from visrec.evaluation import kernels\n"
@@ -241,17 +248,12 @@ def test_the_kernel_loads_once_the_process_has_counted_enough(tmp_path):
         "g, e, n = kernels.row_counts(ref, q)\n"
         "print(int(g[0, 0]), int(e[0, 0]), 'numba' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "False", "1", "1", "True"]
+    assert _fresh_interpreter(code) == ["True", "False", "1", "1", "True"]
 
 
 @needs_numba
 @pytest.mark.parametrize("threshold", ["1", "kernels.KERNEL_MIN_WORK"])
 def test_an_evaluation_loads_the_kernel_only_when_it_is_large_enough(threshold):
-    import subprocess
-    import sys
-
     code = (
         "import sys, numpy as np\n"
         "from visrec.evaluation import evaluate, kernels, matrix_scorer\n"
@@ -263,10 +265,12 @@ def test_an_evaluation_loads_the_kernel_only_when_it_is_large_enough(threshold):
         "r = evaluate(matrix_scorer(table), ds, split='test', mode='tutorial')\n"
         "print(kernels.ready(), 'numba' in sys.modules, 'torch' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
     loaded = "True" if threshold == "1" else "False"
-    assert out.stdout.split() == [loaded, loaded, "False"]  # and a NumPy scorer needs no torch
+    assert _fresh_interpreter(code) == [
+        loaded,
+        loaded,
+        "False",
+    ]  # and a NumPy scorer needs no torch
 
 
 def test_prefetch_is_off_when_numba_is_disabled(monkeypatch):
