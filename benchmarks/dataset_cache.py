@@ -122,8 +122,10 @@ def whole_process(work: Path, run: Path, runs: int, baseline: Path | None) -> di
 
 
 def child_phases(run: Path) -> None:
-    """One ``visrec evaluate`` done step by step as the command does it; prints (wall, CPU) seconds of
-    each step: torch's import, visrec's imports, loading the model, building the dataset, evaluating."""
+    """One ``visrec evaluate`` done step by step as the command does it for a run it scores through the
+    loaded model (a run saved without dot-product factors, or a profile-based model; docs/evaluation.md
+    "Evaluating a run without torch" has the other path); prints (wall, CPU) seconds of each step: torch's
+    import, visrec's imports, loading the model, building the dataset, evaluating."""
     marks = [("start", time.perf_counter(), time.process_time())]
 
     def mark(name: str) -> None:
@@ -133,9 +135,6 @@ def child_phases(run: Path) -> None:
 
     torch.set_num_threads(1)
     mark("import torch")
-    from visrec.evaluation import kernels
-
-    kernels.prefetch()  # as the command: numba's import overlaps what follows
     from visrec.runs.directory import load_run
     from visrec.runs.evaluate import evaluate_run_modes
 

@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cold", action="store_true", help="empty numba cache folder per run")
     parser.add_argument(
-        "--prefetch", action="store_true", help="kernels.prefetch() first, as the CLI"
+        "--prefetch", action="store_true", help="kernels.prefetch() first (a background load)"
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -19,7 +19,7 @@ from visrec.errors import ConfigError, VisrecError
 from visrec.evaluation.engine import COLD_MODES, MODES, SPLITS, evaluate_modes, mode_tuple
 from visrec.evaluation.results import EvalResult
 from visrec.features.store import FeatureStore
-from visrec.models.factors import load_factors, saved_meta
+from visrec.models.factors import FILES, load_factors, saved_meta
 from visrec.runs.directory import Run, built_for, load_run, read_run
 
 if TYPE_CHECKING:
@@ -158,9 +158,10 @@ def scoring_inputs(run_dir, split: str, modes, run: Run | None, device=None):
     (which check that the model can score new items) and accelerators load the model.
     """
     accelerator = device is not None and not str(device).startswith("cpu")
-    if run is None and not accelerator and not set(modes) & set(COLD_MODES):
+    model_dir = Path(run_dir) / "model"
+    exported = (model_dir / FILES["users"]).is_file()  # else model.json is read once, by load_run
+    if run is None and exported and not accelerator and not set(modes) & set(COLD_MODES):
         meta, data = read_run(run_dir)
-        model_dir = Path(run_dir) / "model"
         model_meta = saved_meta(model_dir)
         scorer = load_factors(model_dir, model_meta)
         if scorer is not None:
