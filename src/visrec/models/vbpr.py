@@ -175,8 +175,8 @@ class VBPRModule(Regularised, nn.Module):
         ``with_penalty``, also :meth:`penalty` of the batch, computed from the rows gathered for the
         scores (one lookup per table and step: under dense Adam each lookup costs a full-size gradient).
 
-        With ``differences``: ``(x_ui - x_uj (B, negatives), penalty)`` (``with_penalty`` required). For
-        small batches, whose item slots are projected one by one, the difference is computed as VBPR's
+        With ``differences``: ``(x_ui - x_uj (B, negatives), penalty)`` (``with_penalty`` required). While
+        the batch has at most ``differences_up_to`` pairs per item, the difference is computed as VBPR's
         eq. 1 written for a pair, ``[gamma_u, theta_u, 1] . [gamma_i - gamma_j, E (f_i - f_j), beta_i -
         beta_j + beta'.(f_i - f_j)]``: one projection per negative instead of one per slot, half the
         arithmetic of the step's two largest products at one negative (the same maths, rounded
@@ -207,8 +207,8 @@ class VBPRModule(Regularised, nn.Module):
     def _differences(
         self, users: torch.Tensor, items: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x_ui - x_uj (B, K), penalty)`` of a small batch (``items`` (B, 1 + K): positive first),
-        each table looked up once."""
+        """``(x_ui - x_uj (B, K), penalty)`` from the pairs' feature differences (``items`` (B, 1 + K):
+        positive first), each table looked up once."""
         n, slots = items.shape
         flat = items.reshape(-1)
         feats = gather_rows(self.features, flat).view(n, slots, -1)
