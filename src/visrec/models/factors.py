@@ -43,10 +43,6 @@ class DotScorer:
         self.users = np.ascontiguousarray(users, dtype=np.float32)
         self.items = np.ascontiguousarray(items, dtype=np.float32)
 
-    @property
-    def n_items(self) -> int:
-        return len(self.items)
-
     def __call__(self, user_idx) -> np.ndarray:
         return self.users[np.asarray(user_idx, dtype=np.int64)] @ self.items.T
 
