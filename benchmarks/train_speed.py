@@ -8,7 +8,8 @@ Sections (run all, or some with ``--only a,b``):
             Adam lr 1e-3, weight decay 1e-4): triplets read back from CSV through a torch
             Dataset/DataLoader into a module that projects features once per triplet, vs visrec's Trainer;
   steps     (f) VBPR's per-step cost at batches 100-1,024, optimizer=adam vs sparse_adam, alternating
-            (benchmarks/train_speed_steps.py; ``--profile`` adds torch.profiler tables);
+            (benchmarks/train_speed_steps.py; ``--profile`` adds torch.profiler tables); ``compile`` (g),
+            ``differences`` (h) and ``backward`` (i): A/B of one step choice each, same module;
   dvbpr     (e) DVBPR: images/s of the image input (JPEG decoded at each use vs the pixel cache) and
             through CNN-F, forward + backward, at 224 px and at the demo's 64 px (CUDA fp32 and bf16
             autocast too when a GPU is present);
@@ -35,7 +36,12 @@ import pandas as pd
 import torch
 from torch import nn
 from train_speed_dvbpr import section_dvbpr  # benchmarks/ is on sys.path
-from train_speed_steps import section_compile, section_differences, section_steps
+from train_speed_steps import (
+    section_backward,
+    section_compile,
+    section_differences,
+    section_steps,
+)
 
 from visrec.data import Dataset, SplitSpec
 from visrec.data.interactions import Interactions
@@ -456,6 +462,7 @@ SECTIONS: dict[str, Callable[[Bench], None]] = {
     "steps": section_steps,
     "compile": section_compile,
     "differences": section_differences,
+    "backward": section_backward,
 }
 
 

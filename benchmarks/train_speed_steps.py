@@ -9,7 +9,8 @@ first batch size's step for both optimisers (self CPU time by operator).
 
 Run: ``python benchmarks/train_speed.py --only steps [--step-batches 100,256,1024] [--profile]``;
 ``--only compile`` times ``torch.compile`` of the same step against eager (section g), ``--only
-differences`` VBPR's step from the pair differences against both scores (section h).
+differences`` VBPR's step from the pair differences against both scores (section h), ``--only
+backward`` its hand-written backward against autograd's (section i).
 """
 
 from __future__ import annotations
@@ -127,6 +128,28 @@ def section_differences(bench) -> None:
         _ab_table(bench, modes, prepare)
     finally:
         VBPRModule.scores_differences = True
+
+
+def section_backward(bench) -> None:
+    """(i) VBPR's BPR step from the pair differences with the hand-written backward
+    (``visrec.models.pair_differences``, the default on the CPU) against autograd's backward of the same
+    forward, dense Adam, A/B alternating per batch size."""
+    from visrec.models.vbpr import VBPRModule
+
+    print(
+        f"(i) VBPR steps, autograd vs hand-written backward, {torch.get_num_threads()} torch threads"
+    )
+    modes = ("autograd", "hand")
+
+    def prepare(batch, mode, steps):
+        VBPRModule.hand_backward = mode == "hand"
+        trainer = _trainer(bench, batch, "adam")
+        return trainer, _batches(trainer, bench, batch, steps)
+
+    try:
+        _ab_table(bench, modes, prepare)
+    finally:
+        VBPRModule.hand_backward = True
 
 
 def section_compile(bench) -> None:

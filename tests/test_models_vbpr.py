@@ -11,6 +11,7 @@ from visrec.data import open_dataset
 from visrec.errors import ConfigError
 from visrec.evaluation import evaluate
 from visrec.models import create
+from visrec.models.pair_differences import pair_differences
 from visrec.models.vbpr import VBPRConfig, VBPRModule
 from visrec.testing import check_recommender
 from visrec.training import fit_model
@@ -185,20 +186,37 @@ def test_gradients_match_per_triplet_projection(n_triplets, slots_up_to, dense_r
         torch.testing.assert_close(fast[name], p.grad, msg=name)
 
 
+def spy_differences(monkeypatch) -> list[str]:
+    """Record which of VBPR's two pair-difference paths each forward takes."""
+    import visrec.models.vbpr as vbpr
+
+    calls: list[str] = []
+    autograd, hand = VBPRModule._differences, vbpr.pair_differences
+    monkeypatch.setattr(
+        VBPRModule, "_differences", lambda self, *a: calls.append("autograd") or autograd(self, *a)
+    )
+    monkeypatch.setattr(vbpr, "pair_differences", lambda *a: calls.append("hand") or hand(*a))
+    return calls
+
+
 @pytest.mark.parametrize("negatives", [1, 2])
+@pytest.mark.parametrize("hand", [True, False], ids=["hand-backward", "autograd"])
 @pytest.mark.parametrize("up_to", [INF, 0.0], ids=["differences", "scores-then-subtract"])
-def test_differences_equal_the_scores_difference_with_their_gradients(negatives, up_to):
+def test_differences_equal_the_scores_difference_with_their_gradients(
+    negatives, hand, up_to, monkeypatch
+):
     # BPR's x_ui - x_uj from one projection E (f_i - f_j) per pair: the same value, penalty and gradients
-    # as both scores (float64: equal to rounding); past differences_up_to the scores are subtracted
+    # as both scores (float64: equal to rounding), through autograd or the hand-written backward; past
+    # differences_up_to the scores are subtracted
     m = random_module().double()
     m.lambdas = (0.1, 0.2, 0.3)
     m.differences_up_to = up_to
+    m.hand_backward = hand
     batch = triplets(7, negatives=negatives, seed=negatives)
-    calls = []
-    original = m._differences
-    m._differences = lambda *a: calls.append(1) or original(*a)
+    calls = spy_differences(monkeypatch)
     x, penalty = m(batch, with_penalty=True, differences=True)
-    assert len(calls) == (1 if up_to == INF else 0) and x.shape == (7, negatives)
+    want_path = ["hand" if hand else "autograd"] if up_to == INF else []
+    assert calls == want_path and x.shape == (7, negatives)
     (-torch.nn.functional.logsigmoid(x).sum() + penalty).backward()
     fast = {name: p.grad.clone() for name, p in m.named_parameters()}
     m.zero_grad()
@@ -219,16 +237,53 @@ def test_the_trainer_scores_differences_for_bpr_only(demo_dir, demo_dataset, los
 
     ids = demo_dataset.items.ids
     feats = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
-    calls = []
-    original = VBPRModule._differences
-    monkeypatch.setattr(
-        VBPRModule, "_differences", lambda self, *a: calls.append(1) or original(self, *a)
-    )
+    calls = spy_differences(monkeypatch)
     path = demo_dir.parent / f"feats-{loss}"
     FeatureStore.write(path, ids, feats, {"layer": "pooled"})
     model = create("vbpr", {**SMALL, "epochs": 1, "loss": loss, "batch_size": 16})  # 16 <= 90 / 2
     fit_model(model, demo_dataset, FeatureStore.open(path))
-    assert (len(calls) > 0) == (loss == "bpr")
+    assert set(calls) == ({"hand"} if loss == "bpr" else set())  # dense Adam on the CPU: by hand
+
+
+@pytest.mark.parametrize("negatives", [1, 3])
+@pytest.mark.parametrize("lambdas", [(0.1, 0.2, 0.3), (0.0, 0.0, 0.0)])
+def test_the_hand_written_backward_is_autograds(negatives, lambdas):
+    # same operators forward (bit for bit the autograd graph's values), gradients equal to rounding for
+    # any upstream gradients, with repeated users and items in the batch
+    results = []
+    for hand in (False, True):
+        m = random_module().double()
+        m.lambdas = lambdas
+        batch = triplets(40, negatives=negatives, seed=3)  # 5 users, 9 items: many repeats
+        items = torch.cat([batch["pos"][:, None], batch["neg"]], dim=1)
+        if hand:
+            x, penalty = pair_differences(m, batch["users"], items)
+        else:
+            x, penalty = m._differences(batch["users"], items)
+        weights = torch.linspace(-1.0, 2.0, x.numel(), dtype=x.dtype).view_as(x)
+        ((x * weights).sum() + 1.7 * penalty).backward()
+        results.append((x.detach(), penalty.detach(), {n: p.grad for n, p in m.named_parameters()}))
+    (x0, p0, g0), (x1, p1, g1) = results
+    assert torch.equal(x0, x1) and torch.equal(p0, p1)
+    assert g0.keys() == g1.keys()
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], rtol=0, atol=1e-13, msg=name)
+
+
+def test_the_hand_written_backward_leaves_frozen_and_sparse_tables_alone(monkeypatch):
+    m = random_module()
+    m.differences_up_to = INF
+    m.E.requires_grad_(False)
+    batch = triplets(6)
+    calls = spy_differences(monkeypatch)
+    x, penalty = m(batch, with_penalty=True, differences=True)
+    (x.sum() + penalty).backward()
+    assert calls == ["hand"] and m.E.grad is None and m.gamma_item.weight.grad is not None
+    # optimizer=sparse_adam: the sparse gradients come from autograd's backward
+    m.gamma_item.sparse = True
+    m.zero_grad()
+    m(batch, with_penalty=True, differences=True)[0].sum().backward()
+    assert calls == ["hand", "autograd"] and m.gamma_item.weight.grad.is_sparse
 
 
 def test_invalid_config():
