@@ -4,7 +4,8 @@ At the batch sizes of the papers and of Cornac (100-1,024) a VBPR step on the CP
 operators: autograd records ~60 of them for the forward of ``VBPRModule._differences`` and runs one or
 more backward operators for each, each with its own dispatch, allocation and bookkeeping. The gradient
 of this forward is short to write down (below), so :class:`_PairDifferences` computes the same forward
-with the same operators (the values are bit for bit those of the autograd graph) and its backward in
+with the same operators (the values are bit for bit those of the autograd graph; the feature differences
+come from one ``embedding_bag`` with weights (1, -1), which gives f_i - f_j exactly) and its backward in
 ~20 operators: each table's gradient is one ``index_add_`` into zeros, as autograd's embedding backward
 does, and E's and beta''s gradient is one product, as before. Float sums are taken in another order than
 autograd's, so gradients differ from it by float rounding (``tests/test_models_vbpr.py`` compares them in
