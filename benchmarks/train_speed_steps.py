@@ -111,45 +111,45 @@ def section_steps(bench) -> None:
             _profile(trainer, _batches(trainer, bench, batch, 60), f"batch {batch}, {optimizer}")
 
 
-def section_differences(bench) -> None:
-    """(h) VBPR's BPR step from the pair differences (one projection E (f_i - f_j) per triplet, the
-    default) against both scores (E f_i and E f_j), dense Adam, A/B alternating per batch size."""
+def _switch_table(bench, title: str, switch: str, modes: tuple[str, str]) -> None:
+    """A/B of VBPR's step with the class attribute ``VBPRModule.<switch>`` off (``modes[0]``) and on
+    (``modes[1]``, the default it is left at), dense Adam, one line per batch size."""
     from visrec.models.vbpr import VBPRModule
 
-    print(f"(h) VBPR steps, differences vs scores, {torch.get_num_threads()} torch threads")
-    modes = ("scores", "differences")
+    print(f"{title}, {torch.get_num_threads()} torch threads")
 
     def prepare(batch, mode, steps):
-        VBPRModule.scores_differences = mode == "differences"
+        setattr(VBPRModule, switch, mode == modes[1])
         trainer = _trainer(bench, batch, "adam")
         return trainer, _batches(trainer, bench, batch, steps)
 
     try:
         _ab_table(bench, modes, prepare)
     finally:
-        VBPRModule.scores_differences = True
+        setattr(VBPRModule, switch, True)
+
+
+def section_differences(bench) -> None:
+    """(h) VBPR's BPR step from the pair differences (one projection E (f_i - f_j) per triplet, the
+    default) against both scores (E f_i and E f_j), dense Adam, A/B alternating per batch size."""
+    _switch_table(
+        bench,
+        "(h) VBPR steps, differences vs scores",
+        "scores_differences",
+        ("scores", "differences"),
+    )
 
 
 def section_backward(bench) -> None:
     """(i) VBPR's BPR step from the pair differences with the hand-written backward
     (``visrec.models.pair_differences``, the default on the CPU) against autograd's backward of the same
     forward, dense Adam, A/B alternating per batch size."""
-    from visrec.models.vbpr import VBPRModule
-
-    print(
-        f"(i) VBPR steps, autograd vs hand-written backward, {torch.get_num_threads()} torch threads"
+    _switch_table(
+        bench,
+        "(i) VBPR steps, autograd vs hand-written backward",
+        "hand_backward",
+        ("autograd", "hand"),
     )
-    modes = ("autograd", "hand")
-
-    def prepare(batch, mode, steps):
-        VBPRModule.hand_backward = mode == "hand"
-        trainer = _trainer(bench, batch, "adam")
-        return trainer, _batches(trainer, bench, batch, steps)
-
-    try:
-        _ab_table(bench, modes, prepare)
-    finally:
-        VBPRModule.hand_backward = True
 
 
 def section_compile(bench) -> None:
