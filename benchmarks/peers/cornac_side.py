@@ -1,8 +1,8 @@
 """Run Cornac's VBPR (an installed ``cornac`` package, e.g. ``pip install visrec[peers]``) on the data
 ``data.prepare`` wrote: the same train interactions (visrec's split) and the same features.
 
-``python cornac_side.py vbpr100 --work DIR``: one epoch of ``cornac.models.VBPR`` at batch 100 with the
-tutorial's dimensions (k=200, k2=100), one torch thread; the timed part is ``fit`` (one pass over every
+``python cornac_side.py vbpr100 --work DIR``: one epoch of ``cornac.models.VBPR`` at batch 100 (stage
+``vbpr1024``: 1,024) with the tutorial's dimensions (k=200, k2=100), one torch thread; the timed part is ``fit`` (one pass over every
 train interaction, one triplet each). The last line printed is ``PEER_RESULT {json}``.
 """
 
@@ -13,12 +13,13 @@ import json
 import time
 from pathlib import Path
 
+BATCH = {"vbpr100": 100, "vbpr1024": 1024}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["vbpr100"])
+    parser.add_argument("stage", choices=sorted(BATCH))
     parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
     import cornac
     import numpy as np
@@ -40,7 +41,7 @@ def main() -> None:
     train_set = cornac.data.Dataset.from_uir(triples, seed=0)
     image.build(id_map=train_set.iid_map)
     train_set.add_modalities(item_image=image)
-    model = VBPR(k=200, k2=100, n_epochs=1, batch_size=args.batch_size, learning_rate=0.001,
+    model = VBPR(k=200, k2=100, n_epochs=1, batch_size=BATCH[args.stage], learning_rate=0.001,
                  lambda_w=1.0, lambda_b=0.01, lambda_e=0.0, use_gpu=False, verbose=False, seed=0)  # fmt: skip
     began = time.perf_counter()
     model.fit(train_set)

@@ -83,6 +83,14 @@ STAGES = {
             3.0,
         ),
         Stage(
+            "vbpr1024",
+            "VBPR, batch 1,024, latent 200 / visual 100 (train triplets/s)",
+            "cornac",
+            "vbpr1024",
+            True,
+            0.0,
+        ),
+        Stage(
             "curatornet",
             "CuratorNet, batch 128, profile-mode triplets (train triplets/s)",
             "tutorial",

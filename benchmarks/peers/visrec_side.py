@@ -18,6 +18,7 @@ TRAIN = {
     "vbpr": ("vbpr", ["batch_size=42000"]),
     "vbpr100": ("vbpr", ["batch_size=100"]),
     "vbpr100s": ("vbpr", ["batch_size=100", "optimizer=sparse_adam"]),
+    "vbpr1024": ("vbpr", ["batch_size=1024"]),
     # item_dim 200: the tutorial's dimensions (visrec's default is 64), so both sides do the same maths
     "curatornet": ("curatornet", ["batch_size=128", "sampling=profile", "item_dim=200"]),
     "acf": ("acf", ["batch_size=128"]),
