@@ -16,13 +16,26 @@ from visrec.training.trainer import Trainer
 pytestmark = pytest.mark.distributed
 
 
+TRIPLETS = {"bpr": 64, "vbpr": 40}
+"""Triplets per step (split over the ranks): VBPR's 40 (20 per rank) stay within its pair-differences
+regime on the demo's 90 items (<= 0.5 pairs per item), so both sides take its hand-written backward."""
+
+
+def _features(dataset) -> np.ndarray:
+    """Pooled features of the demo's items in vocabulary order (fixed random values)."""
+    return np.random.default_rng(0).normal(size=(dataset.n_items, 6)).astype(np.float32)
+
+
 def _model_and_batch(dataset, name):
     model = create(name, {"factors": 8, "seed": 1, "device": "cpu", "epochs": 1})
-    model.info["dims"] = model._dims(dataset, None)
+    features = _features(dataset) if name == "vbpr" else None
+    model.info["dims"] = model._dims(dataset, features)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
         model.module = model._build(model.info["dims"])
-    sample = model.sample(dataset, 64, np.random.default_rng(0))
+    if features is not None:
+        model._attach(model.module, dataset, features)
+    sample = model.sample(dataset, TRIPLETS[name], np.random.default_rng(0))
     return model, {k: torch.from_numpy(v) for k, v in sample.items()}
 
 
@@ -43,21 +56,29 @@ def _worker(rank, world, init_file, dataset, name, out):
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.parametrize("name", ["bpr"])
-def test_ddp_steps_equal_single_process_steps(demo_dataset, tmp_path, name):
+@pytest.mark.parametrize("name", ["bpr", "vbpr"])
+def test_ddp_steps_equal_single_process_steps(demo_dataset, tmp_path, name, monkeypatch):
+    import visrec.models.vbpr as vbpr
+
     out = tmp_path / "ddp.pt"
     mp.spawn(_worker, args=(2, str(tmp_path / "init"), demo_dataset, name, str(out)), nprocs=2)
     model, batch = _model_and_batch(demo_dataset, name)
     trainer = Trainer(model, demo_dataset)
     trainer.setup()
+    calls = []
+    hand = vbpr.pair_differences
+    monkeypatch.setattr(vbpr, "pair_differences", lambda *a: calls.append(1) or hand(*a))
     for _ in range(2):
         trainer.step(batch)
+    assert len(calls) == (2 if name == "vbpr" else 0)  # VBPR: the hand-written backward
     ddp = torch.load(out, weights_only=True)
     for key, value in model.module.state_dict().items():
         assert torch.allclose(ddp[key], value, atol=1e-6), key
     # and the steps really changed the parameters
     fresh, _ = _model_and_batch(demo_dataset, name)
-    assert not torch.allclose(fresh.module.state_dict()["user.weight"], ddp["user.weight"])
+    for key, value in fresh.module.state_dict().items():
+        if value.is_floating_point() and key != "features":
+            assert not torch.allclose(value, ddp[key]), key
 
 
 def _held_rows_worker(rank, world, init_file, out):
