@@ -2,8 +2,9 @@
 ``data.prepare`` wrote: the same train interactions (visrec's split) and the same features.
 
 ``python cornac_side.py vbpr100 --work DIR``: one epoch of ``cornac.models.VBPR`` at batch 100 (stage
-``vbpr1024``: 1,024) with the tutorial's dimensions (k=200, k2=100), one torch thread; the timed part is ``fit`` (one pass over every
-train interaction, one triplet each). The last line printed is ``PEER_RESULT {json}``.
+``vbpr1024``: 1,024) with the tutorial's dimensions (k=200, k2=100), one torch thread; the timed part is
+``fit`` (one pass over every train interaction, one triplet each). The last line printed is
+``PEER_RESULT {json}``.
 """
 
 from __future__ import annotations
